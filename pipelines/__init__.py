@@ -1,0 +1,1 @@
+"""Batch and single-video pipelines built from video_lstm pieces."""
