@@ -94,7 +94,7 @@ class VideoWriter:
                 self._stream.pix_fmt = "yuv420p"
                 self._stream.options = {"crf": str(crf), "preset": preset}
             elif codec == "ffv1":
-                self._stream.pix_fmt = "gbrp"  # planar RGB: bit-exact round trip
+                self._stream.pix_fmt = "bgr0"  # RGB without chroma subsampling: bit-exact round trip
             if gop is not None:
                 self._stream.codec_context.gop_size = gop
             self._stream.codec_context.thread_count = threads
