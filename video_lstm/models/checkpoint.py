@@ -1,0 +1,112 @@
+"""The one checkpoint format: weights plus everything inference needs (classes, config, preprocessing).
+
+A checkpoint is a ``torch.save`` dict with two keys:
+
+- ``"video_lstm"``: :class:`ModelMeta` as plain values (class names, the classifier config,
+  clip length, frame interval, input size, normalisation);
+- ``"state_dict"``: the :class:`~video_lstm.models.classifier.VideoClassifier` weights.
+
+Lightning checkpoints written by ``video_lstm.training`` carry the same ``"video_lstm"`` entry and
+the weights under ``"model."``-prefixed keys; :func:`load_checkpoint` reads both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from video_lstm.io.write import atomic_path
+
+META_KEY = "video_lstm"
+
+
+@dataclass
+class ModelMeta:
+    """What a trained model needs besides its weights.
+
+    Args:
+        class_names: Label of each output index.
+        model: The classifier config as a plain dict (``ClassifierConfig`` fields).
+        clip_len: Frames per clip (and per inference window) the model was trained on.
+        frame_interval: The model sees every ``frame_interval``-th source frame.
+        frame_size: Square input size in pixels after resize + centre crop.
+        mean: Per-channel normalisation mean (from the backbone's weights).
+        std: Per-channel normalisation std.
+        extra: Free-form provenance (training config, metrics, dataset).
+    """
+
+    class_names: list[str]
+    model: dict[str, Any]
+    clip_len: int
+    frame_interval: int
+    frame_size: int
+    mean: list[float]
+    std: list[float]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.class_names:
+            raise ValueError("ModelMeta.class_names must not be empty")
+        if self.clip_len < 1 or self.frame_interval < 1 or self.frame_size < 1:
+            raise ValueError(
+                f"clip_len, frame_interval and frame_size must be >= 1, got "
+                f"{self.clip_len}, {self.frame_interval}, {self.frame_size}"
+            )
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise ValueError(f"mean and std need 3 values, got {self.mean}, {self.std}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: ModelMeta) -> Path:
+    """Write ``model``'s weights and ``meta`` to ``path`` atomically.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save({META_KEY: meta.to_dict(), "state_dict": state}, tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu"):
+    """Rebuild the classifier from a checkpoint (ours or a Lightning one from ``video_lstm``).
+
+    Args:
+        path: A ``.pt`` written by :func:`save_checkpoint` or a Lightning ``.ckpt``.
+        map_location: Where to load the tensors.
+
+    Returns:
+        ``(model, meta)``: a :class:`VideoClassifier` in eval mode and its :class:`ModelMeta`.
+
+    Raises:
+        FileNotFoundError: No file at ``path``.
+        ValueError: The file is not a video_lstm checkpoint.
+    """
+    from video_lstm.models.classifier import ClassifierConfig, VideoClassifier
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # torch raises several types for a damaged file
+        raise ValueError(f"{path}: not a readable checkpoint ({exc})") from exc
+    if not isinstance(ckpt, dict) or META_KEY not in ckpt or "state_dict" not in ckpt:
+        raise ValueError(f"{path}: not a video_lstm checkpoint (no '{META_KEY}' metadata)")
+    meta = ModelMeta(**ckpt[META_KEY])
+    state = ckpt["state_dict"]
+    if any(k.startswith("model.") for k in state):  # Lightning: the classifier is `module.model`
+        state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
+    # The weights come from the checkpoint: never download or read pretrained files here.
+    config = ClassifierConfig(**{**meta.model, "pretrained": False})
+    model = VideoClassifier.from_config(config)
+    model.load_state_dict(state)
+    model.eval()
+    return model, meta
