@@ -1,16 +1,31 @@
-"""Writers: H.264 video through PyAV, written atomically (temp file + rename)."""
+"""Writers: H.264 video through PyAV, annotated videos, frame-exact clips, JSON/CSV/subtitles.
+
+Everything is written atomically (temp file + rename): an interrupted run leaves no
+half-written file under a final name.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import csv
+import dataclasses
+import io
+import json
+import math
 import os
+import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any, Protocol
 
 import av
+import cv2
 import numpy as np
+
+from video_lstm.types import Segment
 
 
 @contextlib.contextmanager
@@ -94,7 +109,9 @@ class VideoWriter:
                 self._stream.pix_fmt = "yuv420p"
                 self._stream.options = {"crf": str(crf), "preset": preset}
             elif codec == "ffv1":
-                self._stream.pix_fmt = "bgr0"  # RGB without chroma subsampling: bit-exact round trip
+                self._stream.pix_fmt = (
+                    "bgr0"  # RGB without chroma subsampling: bit-exact round trip
+                )
             if gop is not None:
                 self._stream.codec_context.gop_size = gop
             self._stream.codec_context.thread_count = threads
@@ -141,3 +158,558 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+# ---------------------------------------------------------------------------------------------
+# Result files: JSON, CSV, subtitles
+# ---------------------------------------------------------------------------------------------
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON values from numpy scalars/arrays, paths, dataclasses; NaN/inf become null."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "to_dict"):
+        return _jsonable(obj.to_dict())
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _jsonable(dataclasses.asdict(obj))
+    if obj is None or isinstance(obj, str):
+        return obj
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON: {obj!r:.80}")
+
+
+def _write_text(path: str | Path, text: str) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    return path
+
+
+def write_json(path: str | Path, obj: Any, *, indent: int = 2) -> Path:
+    """Write ``obj`` as UTF-8 JSON, atomically.
+
+    numpy scalars and arrays, ``Path``, dataclasses and objects with ``to_dict()`` (``Segment``,
+    ``VideoInfo``) are converted; non-finite floats become ``null`` (JSON has no NaN).
+
+    Args:
+        path: Output file.
+        obj: Dicts / lists / scalars as assembled by the pipeline.
+        indent: JSON indentation.
+
+    Returns:
+        ``path``.
+    """
+    text = json.dumps(_jsonable(obj), indent=indent, ensure_ascii=False, allow_nan=False)
+    return _write_text(path, text + "\n")
+
+
+SEGMENT_CSV_COLUMNS = (
+    "label",
+    "start_frame",
+    "end_frame",
+    "start_s",
+    "end_s",
+    "duration_s",
+    "score",
+)
+
+
+def write_segments_csv(
+    path: str | Path,
+    segments: Sequence[Segment],
+    *,
+    extra_columns: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write segments as CSV, one row per segment, atomically.
+
+    Columns: ``[*extra_columns], label, start_frame, end_frame (exclusive), start_s, end_s,
+    duration_s, score``; seconds with 3 decimals, score with 4.
+
+    Args:
+        path: Output file.
+        segments: Segments to write.
+        extra_columns: Constant leading columns, e.g. ``{"video": "a.mp4"}``.
+
+    Returns:
+        ``path``.
+    """
+    extra = dict(extra_columns or {})
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([*extra, *SEGMENT_CSV_COLUMNS])
+    for s in segments:
+        writer.writerow(
+            [
+                *extra.values(),
+                s.label,
+                s.start_frame,
+                s.end_frame,
+                f"{s.start_s:.3f}",
+                f"{s.end_s:.3f}",
+                f"{s.end_s - s.start_s:.3f}",
+                f"{s.score:.4f}",
+            ]
+        )
+    return _write_text(path, buf.getvalue())
+
+
+def format_timestamp(seconds: float, *, sep: str = ",") -> str:
+    """``HH:MM:SS,mmm`` (SRT, ``sep=","``) or ``HH:MM:SS.mmm`` (WebVTT, ``sep="."``)."""
+    ms = max(0, round(seconds * 1000))
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def _caption(segment: Segment) -> str:
+    return f"{segment.label} ({round(segment.score * 100)}%)"
+
+
+def write_srt(path: str | Path, segments: Sequence[Segment]) -> Path:
+    """Write SubRip subtitles showing ``label (87%)`` over each segment's time span, atomically."""
+    blocks = [
+        f"{i}\n{format_timestamp(s.start_s)} --> {format_timestamp(s.end_s)}\n{_caption(s)}\n"
+        for i, s in enumerate(segments, start=1)
+    ]
+    return _write_text(path, "\n".join(blocks))
+
+
+def write_vtt(path: str | Path, segments: Sequence[Segment]) -> Path:
+    """Write WebVTT subtitles showing ``label (87%)`` over each segment's time span, atomically."""
+    blocks = [
+        f"{format_timestamp(s.start_s, sep='.')} --> {format_timestamp(s.end_s, sep='.')}\n"
+        f"{_caption(s)}\n"
+        for s in segments
+    ]
+    return _write_text(path, "\n".join(["WEBVTT\n", *blocks]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Annotated video: label + confidence box and a segment timeline with a playhead
+# ---------------------------------------------------------------------------------------------
+
+
+class FrameSource(Protocol):
+    """What the writers need from a reader (``video_lstm.io.decode.open_video`` returns one)."""
+
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+
+    def get_frames(self, indices: Sequence[int] | np.ndarray) -> np.ndarray: ...
+
+    def iter_chunks(self, chunk_size: int) -> Iterator[tuple[int, np.ndarray]]: ...
+
+
+# tab10 first (familiar, distinct), then golden-ratio hues: class i always gets colour i.
+_TAB10 = [
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+]  # fmt: skip
+
+
+def class_colors(num_classes: int) -> np.ndarray:
+    """Stable RGB colour per class index, ``(K, 3)`` uint8; the same for every video."""
+    colors = list(_TAB10[:num_classes])
+    for i in range(len(colors), num_classes):
+        hue = int(((i - len(_TAB10)) * 0.618033988749895 % 1.0) * 180)  # OpenCV hue is 0..179
+        hsv = np.array([[[hue, 200, 230]]], dtype=np.uint8)
+        colors.append(tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0]))
+    return np.array(colors, dtype=np.uint8).reshape(-1, 3)
+
+
+@dataclass(frozen=True)
+class AnnotationStyle:
+    """How the overlay looks; sizes are fractions of the frame height so they scale with it.
+
+    Args:
+        text_height: Height of the label text (cap height) as a fraction of the frame height.
+        bar_height: Height of the timeline bar as a fraction of the frame height (0 = no bar).
+        margin: Gap between the label box and the frame edge, fraction of the frame height.
+        box_alpha: Opacity of the dark box behind the label text.
+        bar_alpha: Opacity of the timeline bar.
+        no_action_text: Text shown when no action is detected; ``None`` shows nothing.
+    """
+
+    text_height: float = 0.06
+    bar_height: float = 0.045
+    margin: float = 0.02
+    box_alpha: float = 0.6
+    bar_alpha: float = 0.85
+    no_action_text: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("text_height", "bar_height", "margin", "box_alpha", "bar_alpha"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"AnnotationStyle.{name} must be in [0, 1], got {value}")
+        if self.text_height <= 0:
+            raise ValueError("AnnotationStyle.text_height must be positive")
+
+
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_NO_ACTION = -1
+
+
+class Overlay:
+    """Draws the current label and confidence, and a segment timeline, on RGB frames.
+
+    Build it once per video (the timeline bar is rendered here), then call :meth:`draw` on each
+    chunk of frames as it streams. Label boxes are rendered once per distinct
+    ``(label, percent)`` and alpha-blended into all frames of the chunk that show it.
+
+    Example:
+        >>> overlay = Overlay(names, num_frames=reader.num_frames, width=w, height=h,
+        ...                   segments=segments)
+        >>> for start, frames in reader.iter_chunks(64):
+        ...     n = len(frames)
+        ...     writer.write(overlay.draw(frames, start, labels[start:start + n],
+        ...                               scores[start:start + n]))
+
+    Args:
+        class_names: The model's class names (colour ``i`` belongs to class ``i``).
+        num_frames: Length of the video; the timeline spans it.
+        width: Frame width.
+        height: Frame height.
+        segments: Segments shown on the timeline.
+        style: Sizes and opacities.
+    """
+
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        *,
+        num_frames: int,
+        width: int,
+        height: int,
+        segments: Sequence[Segment] = (),
+        style: AnnotationStyle | None = None,
+    ) -> None:
+        if num_frames <= 0 or width <= 0 or height <= 0:
+            raise ValueError(
+                f"Overlay needs num_frames, width, height > 0; got {num_frames}, {width}x{height}"
+            )
+        self.class_names = list(class_names)
+        self.num_frames, self.width, self.height = num_frames, width, height
+        self.style = style or AnnotationStyle()
+        self.colors = class_colors(len(self.class_names))
+        self._patches: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        index = {name: i for i, name in enumerate(self.class_names)}
+
+        self.bar_h = round(self.style.bar_height * height) if self.style.bar_height > 0 else 0
+        self.bar_h = min(self.bar_h, height)
+        # Pixel column x shows the frame at its centre: frame floor((x + 0.5) * N / W).
+        col_frame = ((np.arange(width) + 0.5) * num_frames / width).astype(np.int64)
+        frame_label = np.full(num_frames, _NO_ACTION, dtype=np.int64)
+        for seg in segments:
+            if seg.label not in index:
+                raise ValueError(f"segment label {seg.label!r} is not one of {self.class_names}")
+            frame_label[max(seg.start_frame, 0) : min(seg.end_frame, num_frames)] = index[seg.label]
+        col_label = frame_label[col_frame]
+        bar_row = np.where(
+            (col_label >= 0)[:, None], self.colors[np.maximum(col_label, 0)], np.uint8(50)
+        )  # (W, 3)
+        self.timeline = np.broadcast_to(bar_row, (self.bar_h, width, 3)).copy()  # (bar_h, W, 3)
+        self.playhead_width = max(2, width // 160)
+
+    def playhead_x(self, frame_index: np.ndarray | int) -> np.ndarray:
+        """Left pixel column of the playhead for the given frame index(es)."""
+        x = np.asarray(frame_index) * self.width // self.num_frames
+        return np.clip(x, 0, self.width - self.playhead_width)
+
+    def _label_patch(self, label: int, percent: int) -> tuple[np.ndarray, np.ndarray]:
+        """(premultiplied colour, 1 - alpha) float32 patches for one label box, cached."""
+        key = (label, percent)
+        if key in self._patches:
+            return self._patches[key]
+        if label == _NO_ACTION:
+            text, swatch = self.style.no_action_text or "", None
+        else:
+            text, swatch = f"{self.class_names[label]} {percent}%", self.colors[label]
+        (_, h1), _ = cv2.getTextSize("H", _FONT, 1.0, 1)
+        scale = max(self.style.text_height * self.height / h1, 0.3)
+        thick = max(1, round(scale * 1.6))
+        (tw, th), base = cv2.getTextSize(text, _FONT, scale, thick)
+        pad = max(2, th // 3)
+        sw = th if swatch is not None else 0
+        ph = th + base + 2 * pad
+        pw = pad + (sw + pad if sw else 0) + tw + pad
+        text_mask = np.zeros((ph, pw), dtype=np.uint8)
+        x_text = pad + (sw + pad if sw else 0)
+        cv2.putText(text_mask, text, (x_text, pad + th), _FONT, scale, 255, thick, cv2.LINE_AA)
+        m = text_mask.astype(np.float32)[..., None] / 255.0  # (ph, pw, 1)
+        # Dark box at box_alpha, then white text over it with the anti-aliased mask as alpha.
+        inv = (1.0 - self.style.box_alpha) * (1.0 - m)
+        premult = 255.0 * m
+        inv = np.repeat(inv, 3, axis=2)
+        premult = np.repeat(premult, 3, axis=2)
+        if swatch is not None:
+            y0 = pad + max(0, (th + base - sw) // 2)
+            inv[y0 : y0 + sw, pad : pad + sw] = 0.0
+            premult[y0 : y0 + sw, pad : pad + sw] = swatch
+        # Never larger than the frame area above the bar.
+        margin = round(self.style.margin * self.height)
+        max_h = max(0, self.height - self.bar_h - margin)
+        max_w = max(0, self.width - margin)
+        self._patches[key] = (premult[:max_h, :max_w], inv[:max_h, :max_w])
+        return self._patches[key]
+
+    def draw(
+        self,
+        frames: np.ndarray,
+        start_index: int,
+        labels: np.ndarray | Sequence[int],
+        scores: np.ndarray | Sequence[float],
+        *,
+        copy: bool = True,
+    ) -> np.ndarray:
+        """Draw the overlay on a chunk of consecutive frames.
+
+        Args:
+            frames: ``(n, H, W, 3)`` uint8 RGB, frames ``start_index .. start_index + n - 1``.
+            start_index: Video frame index of ``frames[0]`` (positions the playhead).
+            labels: ``(n,)`` class index per frame, ``-1`` for no action.
+            scores: ``(n,)`` confidence in ``[0, 1]`` per frame (shown as a percentage).
+            copy: Draw on a copy (default) or in place.
+
+        Returns:
+            ``(n, H, W, 3)`` uint8 annotated frames.
+        """
+        frames = np.asarray(frames)
+        n = len(frames)
+        if frames.ndim != 4 or frames.shape[1:] != (self.height, self.width, 3):
+            raise ValueError(
+                f"expected frames (n, {self.height}, {self.width}, 3), got {frames.shape}"
+            )
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+        if len(labels) != n or len(scores) != n:
+            raise ValueError(f"{n} frames but {len(labels)} labels and {len(scores)} scores")
+        if labels.size and (labels.min() < _NO_ACTION or labels.max() >= len(self.class_names)):
+            raise ValueError(f"labels must be in [-1, {len(self.class_names)}), got {labels}")
+        out = frames.copy() if copy else frames
+        if n == 0:
+            return out
+
+        if self.bar_h:
+            a = self.style.bar_alpha
+            region = out[:, self.height - self.bar_h :]  # (n, bar_h, W, 3) view
+            blended = region * np.float32(1 - a) + self.timeline * np.float32(a)
+            region[:] = blended.astype(np.uint8)
+            xs = self.playhead_x(start_index + np.arange(n))
+            for d in range(self.playhead_width):
+                out[np.arange(n), self.height - self.bar_h :, xs + d] = 255
+
+        margin = round(self.style.margin * self.height)
+        percents = np.clip(np.rint(scores * 100), 0, 100).astype(np.int64)
+        percents[labels == _NO_ACTION] = 0
+        keys = labels * 101 + percents
+        for key in np.unique(keys):
+            label, percent = divmod(int(key), 101) if key >= 0 else (_NO_ACTION, 0)
+            if label == _NO_ACTION and not self.style.no_action_text:
+                continue
+            premult, inv = self._label_patch(label, percent)
+            ph, pw = premult.shape[:2]
+            sel = np.flatnonzero(keys == key)
+            region = out[sel, margin : margin + ph, margin : margin + pw]  # (s, ph, pw, 3) copy
+            out[sel, margin : margin + ph, margin : margin + pw] = (region * inv + premult).astype(
+                np.uint8
+            )
+        return out
+
+
+def _pad_even(frames: np.ndarray) -> np.ndarray:
+    """Replicate the last row/column so H.264 (yuv420p) gets even sizes."""
+    h, w = frames.shape[1:3]
+    if h % 2 == 0 and w % 2 == 0:
+        return frames
+    return np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+
+
+def write_annotated_video(
+    reader: FrameSource,
+    out_path: str | Path,
+    *,
+    class_names: Sequence[str],
+    segments: Sequence[Segment],
+    labels: np.ndarray,
+    scores: np.ndarray,
+    style: AnnotationStyle | None = None,
+    chunk_size: int = 64,
+    crf: int = 23,
+    preset: str = "veryfast",
+) -> Path:
+    """Stream a video through the overlay into an H.264 MP4 at the source fps, atomically.
+
+    Memory stays bounded by ``chunk_size`` frames. Odd frame sizes are padded by one replicated
+    row/column (yuv420p needs even sizes).
+
+    Args:
+        reader: An open video (``num_frames``, ``fps``, ``width``, ``height``, ``iter_chunks``).
+        out_path: Output ``.mp4``.
+        class_names: The model's class names.
+        segments: Segments for the timeline.
+        labels: ``(num_frames,)`` class index per frame (``-1`` = no action), e.g. from
+            ``inference.segments.frame_labels_from_segments``.
+        scores: ``(num_frames,)`` confidence per frame.
+        style: Overlay look.
+        chunk_size: Frames decoded and drawn at a time.
+        crf: x264 quality.
+        preset: x264 preset.
+
+    Returns:
+        ``out_path``.
+    """
+    labels = np.asarray(labels).reshape(-1)
+    scores = np.asarray(scores).reshape(-1)
+    n = reader.num_frames
+    if len(labels) != n or len(scores) != n:
+        raise ValueError(
+            f"{out_path}: video has {n} frames but got {len(labels)} labels, {len(scores)} scores"
+        )
+    overlay = Overlay(
+        class_names,
+        num_frames=n,
+        width=reader.width,
+        height=reader.height,
+        segments=segments,
+        style=style,
+    )
+    w, h = reader.width + reader.width % 2, reader.height + reader.height % 2
+    with VideoWriter(out_path, fps=reader.fps, width=w, height=h, crf=crf, preset=preset) as vw:
+        for start, frames in reader.iter_chunks(chunk_size):
+            stop = start + len(frames)
+            # A copy: the reader may hand out views of frames it keeps (a cache).
+            drawn = overlay.draw(frames, start, labels[start:stop], scores[start:stop])
+            vw.write(_pad_even(drawn))
+    return Path(out_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Labelled clips, cut frame-exactly by re-encoding
+# ---------------------------------------------------------------------------------------------
+
+
+def _safe_name(text: str) -> str:
+    name = re.sub(r"[^\w.-]+", "_", str(text)).strip("._")
+    return name or "_"
+
+
+def clip_path(
+    folder: str | Path,
+    label: str,
+    video_name: str,
+    start_frame: int,
+    end_frame: int,
+    *,
+    ext: str = ".mp4",
+) -> Path:
+    """Where a labelled clip goes: ``<folder>/<label>/<video_name>_<start>-<end><ext>``.
+
+    ``start`` and ``end`` are source frame numbers, zero-padded to 6 digits (more if needed),
+    ``end`` exclusive: ``clips/jump/match01_000120-000245.mp4`` holds source frames 120..244.
+    Frame numbers are exact where seconds would be rounded, and zero-padding makes a folder
+    listing sort in time order. Label and name are made filesystem-safe (anything outside
+    letters, digits, ``.``, ``_``, ``-`` becomes ``_``).
+
+    Args:
+        folder: Clip root chosen by the pipeline (e.g. ``out/clips``).
+        label: Segment label.
+        video_name: Source video name without extension (e.g. ``Path(src).stem``).
+        start_frame: First frame.
+        end_frame: One past the last frame.
+        ext: File extension.
+
+    Returns:
+        The clip path (not created).
+    """
+    return (
+        Path(folder)
+        / _safe_name(label)
+        / f"{_safe_name(video_name)}_{start_frame:06d}-{end_frame:06d}{ext}"
+    )
+
+
+def cut_clip(
+    source: FrameSource | str | Path,
+    start_frame: int,
+    end_frame: int,
+    out_path: str | Path,
+    fps: float | None = None,
+    *,
+    chunk_size: int = 64,
+    crf: int = 20,
+    preset: str = "veryfast",
+    codec: str = "libx264",
+) -> Path:
+    """Cut source frames ``[start_frame, end_frame)`` into a new video, frame-exactly.
+
+    Stream-copy cuts (``ffmpeg -ss -to -c copy``) can only start on a keyframe and so overshoot
+    by up to a GOP; this decodes exactly the requested frames (``chunk_size`` at a time, bounded
+    memory) and re-encodes them, so the clip holds ``end_frame - start_frame`` frames.
+
+    Args:
+        source: An open reader (preferred when cutting several clips from one video) or a path,
+            opened with ``video_lstm.io.decode.open_video`` and closed afterwards.
+        start_frame: First frame (inclusive).
+        end_frame: One past the last frame.
+        out_path: Output file (``.mp4`` for H.264, ``.mkv`` with ``codec="ffv1"`` for lossless).
+        fps: Output frame rate; the source fps by default.
+        chunk_size: Frames decoded at a time.
+        crf: x264 quality (clips are kept, so a little better than the overlay default).
+        preset: x264 preset.
+        codec: ``"libx264"`` or ``"ffv1"``.
+
+    Returns:
+        ``out_path``.
+    """
+    if isinstance(source, (str, Path)):
+        from video_lstm.io.decode import open_video  # same layer; import only when needed
+
+        with open_video(source) as reader:
+            return cut_clip(
+                reader,
+                start_frame,
+                end_frame,
+                out_path,
+                fps,
+                chunk_size=chunk_size,
+                crf=crf,
+                preset=preset,
+                codec=codec,
+            )
+    n = source.num_frames
+    if not 0 <= start_frame < end_frame <= n:
+        raise ValueError(
+            f"{out_path}: clip frames [{start_frame}, {end_frame}) not inside [0, {n}) of the source"
+        )
+    even = codec == "libx264"
+    w = source.width + (source.width % 2 if even else 0)
+    h = source.height + (source.height % 2 if even else 0)
+    with VideoWriter(
+        out_path,
+        fps=fps or source.fps,
+        width=w,
+        height=h,
+        crf=crf,
+        preset=preset,
+        codec=codec,
+    ) as vw:
+        for lo in range(start_frame, end_frame, chunk_size):
+            frames = source.get_frames(np.arange(lo, min(lo + chunk_size, end_frame)))
+            vw.write(_pad_even(frames) if even else frames)
+    return Path(out_path)

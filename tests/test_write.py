@@ -1,0 +1,320 @@
+"""Writers: result files, atomicity, annotated video, frame-exact clips (real files in tmp dirs)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from video_lstm.io.write import (
+    AnnotationStyle,
+    Overlay,
+    VideoWriter,
+    atomic_path,
+    class_colors,
+    clip_path,
+    cut_clip,
+    format_timestamp,
+    write_annotated_video,
+    write_json,
+    write_segments_csv,
+    write_srt,
+    write_vtt,
+)
+from video_lstm.types import Segment
+
+NAMES = ["walk", "jump", "wave"]
+SEGS = [
+    Segment(start_frame=0, end_frame=45, label="walk", score=0.871, start_s=0.0, end_s=1.5),
+    Segment(start_frame=60, end_frame=3690, label="jump", score=0.5, start_s=2.0, end_s=123.0),
+]
+
+# ------------------------------------------------------------------ helpers: known-pattern videos
+
+BLOCK_W, BLOCK_H, BITS = 8, 16, 8
+
+
+def pattern_frame(index: int, width: int = 64, height: int = 48) -> np.ndarray:
+    """Grey frame whose top row of 8 blocks spells ``index`` in binary (survives H.264)."""
+    frame = np.full((height, width, 3), 128, dtype=np.uint8)
+    for bit in range(BITS):
+        value = 255 if (index >> bit) & 1 else 0
+        frame[:BLOCK_H, bit * BLOCK_W : (bit + 1) * BLOCK_W] = value
+    return frame
+
+
+def read_index(frame: np.ndarray) -> int:
+    index = 0
+    for bit in range(BITS):
+        block = frame[2 : BLOCK_H - 2, bit * BLOCK_W + 2 : (bit + 1) * BLOCK_W - 2]
+        if block.mean() > 128:
+            index |= 1 << bit
+    return index
+
+
+def decode_all(path: Path) -> tuple[np.ndarray, float]:
+    """Every frame of a file as (N, H, W, 3) RGB, and its fps, with PyAV."""
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(stream)]
+        return np.stack(frames), float(stream.average_rate)
+
+
+class DecodedVideo:
+    """A real file decoded with PyAV up front, served through the writers' reader interface."""
+
+    def __init__(self, path: Path) -> None:
+        self.frames, self.fps = decode_all(path)
+        self.num_frames, self.height, self.width = self.frames.shape[:3]
+
+    def get_frames(self, indices) -> np.ndarray:
+        return self.frames[np.asarray(indices)]
+
+    def iter_chunks(self, chunk_size: int):
+        for start in range(0, self.num_frames, chunk_size):
+            yield start, self.frames[start : start + chunk_size]
+
+
+def make_video(
+    path: Path, n: int, *, codec: str = "libx264", gop: int | None = None, size=(64, 48)
+) -> Path:
+    w, h = size
+    with VideoWriter(path, fps=25, width=w, height=h, codec=codec, gop=gop, crf=18) as vw:
+        vw.write(np.stack([pattern_frame(i, w, h) for i in range(n)]))
+    return path
+
+
+# ------------------------------------------------------------------ result files
+
+
+@pytest.mark.parametrize(
+    "seconds, srt",
+    [
+        (0.0, "00:00:00,000"),
+        (1.5, "00:00:01,500"),
+        (3661.001, "01:01:01,001"),
+        (59.9996, "00:01:00,000"),  # rounds to the millisecond, carrying into minutes
+        (-0.01, "00:00:00,000"),
+    ],
+)
+def test_format_timestamp(seconds, srt):
+    assert format_timestamp(seconds) == srt
+    assert format_timestamp(seconds, sep=".") == srt.replace(",", ".")
+
+
+def test_write_srt_exact(tmp_path):
+    path = write_srt(tmp_path / "a.srt", SEGS)
+    assert path.read_text(encoding="utf-8") == (
+        "1\n00:00:00,000 --> 00:00:01,500\nwalk (87%)\n\n"
+        "2\n00:00:02,000 --> 00:02:03,000\njump (50%)\n"
+    )
+
+
+def test_write_vtt_exact(tmp_path):
+    path = write_vtt(tmp_path / "a.vtt", SEGS)
+    assert path.read_text(encoding="utf-8") == (
+        "WEBVTT\n\n"
+        "00:00:00.000 --> 00:00:01.500\nwalk (87%)\n\n"
+        "00:00:02.000 --> 00:02:03.000\njump (50%)\n"
+    )
+    assert write_vtt(tmp_path / "empty.vtt", []).read_text() == "WEBVTT\n"
+
+
+def test_write_segments_csv_exact(tmp_path):
+    path = write_segments_csv(tmp_path / "s.csv", SEGS, extra_columns={"video": "a b.mp4"})
+    assert path.read_text(encoding="utf-8") == (
+        "video,label,start_frame,end_frame,start_s,end_s,duration_s,score\n"
+        "a b.mp4,walk,0,45,0.000,1.500,1.500,0.8710\n"
+        "a b.mp4,jump,60,3690,2.000,123.000,121.000,0.5000\n"
+    )
+    with open(path, newline="") as f:
+        assert len(list(csv.DictReader(f))) == 2
+
+
+def test_write_json_numpy_and_segments(tmp_path):
+    obj = {
+        "n": np.int64(3),
+        "fps": np.float32(25.0),
+        "ok": np.bool_(True),
+        "probs": np.array([[0.25, 0.75]]),
+        "nan": float("nan"),
+        "path": tmp_path / "x.mp4",
+        "segments": SEGS[:1],
+        "name": "café",
+    }
+    path = write_json(tmp_path / "r.json", obj)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data == {
+        "n": 3,
+        "fps": 25.0,
+        "ok": True,
+        "probs": [[0.25, 0.75]],
+        "nan": None,
+        "path": str(tmp_path / "x.mp4"),
+        "segments": [SEGS[0].to_dict()],
+        "name": "café",
+    }
+
+
+# ------------------------------------------------------------------ atomicity
+
+
+def test_atomic_path_interrupted_leaves_nothing(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(KeyboardInterrupt), atomic_path(target) as tmp:
+        tmp.write_text("partial")
+        raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_json_write_keeps_old_file(tmp_path):
+    target = write_json(tmp_path / "r.json", {"v": 1})
+    with pytest.raises(TypeError, match="object"):
+        write_json(target, {"v": object()})
+    assert json.loads(target.read_text()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_aborted_video_writer_leaves_nothing(tmp_path):
+    with (
+        pytest.raises(RuntimeError),
+        VideoWriter(tmp_path / "v.mp4", fps=25, width=64, height=48) as w,
+    ):
+        w.write(np.stack([pattern_frame(i) for i in range(5)]))
+        raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ overlay
+
+
+def test_class_colors_stable_and_distinct():
+    many = class_colors(25)
+    np.testing.assert_array_equal(class_colors(3), many[:3])
+    assert len({tuple(c) for c in many}) == 25
+
+
+def test_overlay_draws_box_bar_and_playhead():
+    h, w, n = 120, 160, 100
+    segs = [Segment(0, 40, "walk", 0.9, 0.0, 1.6), Segment(60, 100, "wave", 0.8, 2.4, 4.0)]
+    overlay = Overlay(NAMES, num_frames=n, width=w, height=h, segments=segs)
+    frames = np.full((3, h, w, 3), 100, dtype=np.uint8)
+    out = overlay.draw(frames, 10, labels=[0, 2, -1], scores=[0.87, 0.6, 0.1])
+    assert out.shape == frames.shape and out.dtype == np.uint8
+    assert (frames == 100).all()  # drew on a copy
+    colors = class_colors(3)
+
+    # Label box top-left on frames with a label, not on the no-action frame.
+    m = round(AnnotationStyle().margin * h)
+    box = (slice(m, m + 10), slice(m, m + 30))
+    assert (out[0][box] != 100).any() and (out[1][box] != 100).any()
+    assert (out[2][box] == 100).all()
+    # The frame body is untouched.
+    assert (out[:, h // 2 - 5 : h // 2 + 5, w // 2 - 5 : w // 2 + 5] == 100).all()
+
+    # Timeline: walk colour at the left, wave colour at the right, dark in the gap (frames 40-60).
+    bar = out[2, h - 2]
+    a = AnnotationStyle().bar_alpha
+    expect = (100 * (1 - a) + colors.astype(np.float32) * a).astype(np.uint8)
+    np.testing.assert_allclose(bar[2], expect[0], atol=1)
+    np.testing.assert_allclose(bar[w - 3], expect[2], atol=1)
+    assert bar[w // 2].max() < 100
+
+    # Playhead: white columns at frame index * w // n, moving one frame per image.
+    for i in range(3):
+        x = overlay.playhead_x(10 + i)
+        assert x == (10 + i) * w // n
+        assert (out[i, h - overlay.bar_h :, x] == 255).all()
+    assert not (out[0, h - overlay.bar_h :, overlay.playhead_x(12)] == 255).all()
+
+
+def test_overlay_no_action_text_and_validation():
+    overlay = Overlay(
+        NAMES, num_frames=10, width=64, height=48, style=AnnotationStyle(no_action_text="none")
+    )
+    frames = np.zeros((1, 48, 64, 3), dtype=np.uint8)
+    assert (overlay.draw(frames, 0, [-1], [0.0])[0, :10] != 0).any()
+    with pytest.raises(ValueError, match="labels"):
+        overlay.draw(frames, 0, [3], [0.5])
+    with pytest.raises(ValueError, match="frames"):
+        overlay.draw(frames[:, :10], 0, [0], [0.5])
+    with pytest.raises(ValueError, match="not one of"):
+        Overlay(NAMES, num_frames=10, width=64, height=48, segments=[Segment(0, 1, "x", 1, 0, 1)])
+    with pytest.raises(ValueError, match="bar_alpha"):
+        AnnotationStyle(bar_alpha=1.5)
+
+
+def test_write_annotated_video_roundtrip(tmp_path):
+    n, w, h = 30, 128, 96
+    src = make_video(tmp_path / "src.mkv", n, codec="ffv1", size=(w, h))
+    reader = DecodedVideo(src)
+    labels = np.array([0] * 15 + [-1] * 5 + [1] * 10)
+    scores = np.full(n, 0.9)
+    segs = [Segment(0, 15, "walk", 0.9, 0.0, 0.6), Segment(20, 30, "jump", 0.9, 0.8, 1.2)]
+    out = write_annotated_video(
+        reader,
+        tmp_path / "out" / "annotated.mp4",
+        class_names=NAMES,
+        segments=segs,
+        labels=labels,
+        scores=scores,
+        chunk_size=7,
+    )
+    frames, fps = decode_all(out)
+    assert frames.shape == (n, h, w, 3) and fps == pytest.approx(25)
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == "h264"
+    diff = np.abs(frames.astype(int) - reader.frames.astype(int)).max(axis=-1)  # (n, H, W)
+    bar_rows = slice(h - Overlay(NAMES, num_frames=n, width=w, height=h).bar_h, h)
+    assert (diff[:, bar_rows] > 30).mean() > 0.8  # the timeline replaced the grey
+    assert diff[:, 40:60, 40:90].mean() < 8  # the body is the source (H.264 noise only)
+    m = round(AnnotationStyle().margin * h)
+    labelled = diff[:, m + 2 : m + 8, m + 2 : m + 8].mean(axis=(1, 2))
+    assert (labelled[:15] > 20).all() and (labelled[15:20] < 8).all()
+
+
+# ------------------------------------------------------------------ clips
+
+
+def test_clip_path_format(tmp_path):
+    assert clip_path(tmp_path / "clips", "jump", "match01", 120, 245) == (
+        tmp_path / "clips" / "jump" / "match01_000120-000245.mp4"
+    )
+    assert clip_path("c", "high/five", "my video", 5, 1234567).as_posix() == (
+        "c/high_five/my_video_000005-1234567.mp4"
+    )
+
+
+def test_cut_clip_ffv1_bit_exact(tmp_path):
+    reader = DecodedVideo(make_video(tmp_path / "src.mkv", 40, codec="ffv1"))
+    out = cut_clip(reader, 7, 23, tmp_path / "clip.mkv", codec="ffv1", chunk_size=5)
+    frames, fps = decode_all(out)
+    np.testing.assert_array_equal(frames, reader.frames[7:23])
+    assert fps == pytest.approx(25)
+
+
+def test_cut_clip_h264_long_gop_is_frame_exact(tmp_path):
+    # One keyframe for the whole source: a stream copy could only start at frame 0.
+    reader = DecodedVideo(make_video(tmp_path / "src.mp4", 120, gop=250))
+    assert [read_index(f) for f in reader.frames] == list(range(120))
+    out = cut_clip(reader, 53, 97, clip_path(tmp_path, "jump", "src", 53, 97), chunk_size=16)
+    frames, _ = decode_all(out)
+    assert len(frames) == 97 - 53
+    assert [read_index(f) for f in frames] == list(range(53, 97))
+
+
+def test_cut_clip_pads_odd_size_and_validates(tmp_path):
+    src = tmp_path / "odd.mkv"
+    with VideoWriter(src, fps=10, width=33, height=21, codec="ffv1") as w:
+        w.write(np.random.default_rng(0).integers(0, 255, (6, 21, 33, 3), dtype=np.uint8))
+    reader = DecodedVideo(src)
+    frames, _ = decode_all(cut_clip(reader, 1, 4, tmp_path / "odd.mp4"))
+    assert frames.shape == (3, 22, 34, 3)
+    for start, end in [(-1, 3), (3, 3), (2, 7)]:
+        with pytest.raises(ValueError, match="not inside"):
+            cut_clip(reader, start, end, tmp_path / "bad.mp4")
+    assert not (tmp_path / "bad.mp4").exists()
