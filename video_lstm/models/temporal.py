@@ -1,0 +1,227 @@
+"""Temporal models: per-frame features ``(B, T, ...)`` -> one clip embedding ``(B, D)``.
+
+Every model here has ``out_dim`` and maps features to an embedding the classifier's linear head
+reads:
+
+- :class:`RecurrentTemporal` over vectors ``(B, T, D)``: ``nn.LSTM`` / ``nn.GRU`` (cuDNN on
+  GPU), optionally bidirectional, stateful.
+- :class:`ConvRecurrentTemporal` over maps ``(B, T, C, h, w)``: ConvLSTM / ConvGRU, then a
+  spatial average.
+- :class:`MeanPoolTemporal`: no temporal model at all (average over time, and space for maps),
+  the baseline that shows what temporal modelling adds.
+
+The outputs of a recurrent model are pooled over time by :class:`TimePool`: the last step,
+the mean over steps, or a learned attention weighting.
+
+The LSTM equations (``nn.LSTM``, per step, gates in the order i, f, g, o)::
+
+    i_t = σ(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)      input gate
+    f_t = σ(W_if x_t + b_if + W_hf h_{t-1} + b_hf)      forget gate
+    g_t = tanh(W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)   candidate cell content
+    o_t = σ(W_io x_t + b_io + W_ho h_{t-1} + b_ho)      output gate
+    c_t = f_t ∘ c_{t-1} + i_t ∘ g_t                      memory cell
+    h_t = o_t ∘ tanh(c_t)                                hidden state
+
+ConvLSTM replaces the matrix products by convolutions (see :mod:`video_lstm.models.convlstm`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from video_lstm.models.convlstm import ConvGRU, ConvLSTM
+
+__all__ = [
+    "ConvRecurrentTemporal",
+    "MeanPoolTemporal",
+    "RecurrentTemporal",
+    "TimePool",
+]
+
+TimePooling = Literal["last", "mean", "attention"]
+_POOLS = ("last", "mean", "attention")
+
+
+class TimePool(nn.Module):
+    """Pool a sequence of outputs ``(B, T, D)`` over time to ``(B, D)``.
+
+    Args:
+        dim: Feature size ``D``.
+        mode: ``"last"``: the final step (for a bidirectional model, the forward half of the
+            last step and the backward half of the first step: each direction's final state);
+            ``"mean"``: the average over steps; ``"attention"``: a softmax over steps of a
+            learned score ``w · x_t``, then the weighted sum.
+        bidirectional: Whether the two halves of ``D`` run in opposite directions.
+    """
+
+    def __init__(
+        self, dim: int, mode: TimePooling = "last", *, bidirectional: bool = False
+    ) -> None:
+        super().__init__()
+        if mode not in _POOLS:
+            raise ValueError(f"time pooling must be one of {_POOLS}, got {mode!r}")
+        self.mode = mode
+        self.bidirectional = bidirectional
+        self.score = nn.Linear(dim, 1) if mode == "attention" else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.mode == "mean":
+            return x.mean(dim=1)
+        if self.mode == "last":
+            if self.bidirectional:
+                fwd, bwd = x.chunk(2, dim=-1)
+                return torch.cat([fwd[:, -1], bwd[:, 0]], dim=-1)
+            return x[:, -1]
+        weights = torch.softmax(self.score(x), dim=1)  # (B, T, 1)
+        return (weights * x).sum(dim=1)  # (B, D)
+
+
+class RecurrentTemporal(nn.Module):
+    """LSTM or GRU over per-frame vectors ``(B, T, D)`` (batch-first ``nn.LSTM``/``nn.GRU``).
+
+    Args:
+        input_dim: Per-frame feature size ``D``.
+        hidden_size: Hidden units per direction.
+        num_layers: Stacked layers.
+        cell: ``"lstm"`` or ``"gru"``.
+        dropout: Dropout between layers (``nn.LSTM``'s ``dropout``; needs ``num_layers > 1``).
+        bidirectional: Run a second direction backwards in time; ``out_dim`` doubles.
+        time_pool: ``"last"``, ``"mean"`` or ``"attention"`` (see :class:`TimePool`).
+
+    The LSTM's forget-gate biases start at 1 (``b_if`` = 1, ``b_hf`` = 0), as in ConvLSTM.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        *,
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        cell: Literal["lstm", "gru"] = "lstm",
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        time_pool: TimePooling = "last",
+    ) -> None:
+        super().__init__()
+        if cell not in ("lstm", "gru"):
+            raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
+        rnn_cls = nn.LSTM if cell == "lstm" else nn.GRU
+        self.rnn = rnn_cls(
+            input_dim,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+            bidirectional=bidirectional,
+        )
+        if cell == "lstm":
+            with torch.no_grad():
+                for name, p in self.rnn.named_parameters():
+                    if name.startswith("bias_ih"):
+                        p.zero_()
+                        p[hidden_size : 2 * hidden_size].fill_(1.0)
+                    elif name.startswith("bias_hh"):
+                        p.zero_()
+        self.cell = cell
+        self.out_dim = hidden_size * (2 if bidirectional else 1)
+        self.pool = TimePool(self.out_dim, time_pool, bidirectional=bidirectional)
+
+    def sequence(self, x: Tensor, state=None) -> tuple[Tensor, object]:
+        """All steps: ``(B, T, D)`` -> ``(out (B, T, out_dim), state)``.
+
+        ``state`` is ``nn.LSTM``'s ``(h, c)`` (``nn.GRU``'s ``h``); pass the returned one back
+        to continue a video in chunks.
+        """
+        if x.dim() != 3:
+            raise ValueError(f"expected per-frame vectors (B, T, D), got shape {tuple(x.shape)}")
+        return self.rnn(x, state)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, T, D)`` -> clip embedding ``(B, out_dim)``."""
+        out, _ = self.sequence(x)
+        return self.pool(out)
+
+
+class ConvRecurrentTemporal(nn.Module):
+    """ConvLSTM or ConvGRU over maps ``(B, T, C, h, w)``, pooled over time then space.
+
+    Args:
+        in_channels: Channels ``C`` of the maps.
+        hidden_sizes: Hidden channels per layer.
+        kernel_size: Kernel of every layer (odd or even).
+        cell: ``"convlstm"`` or ``"convgru"``.
+        peephole: ConvLSTM peepholes ``"none"`` / ``"channel"`` / ``"spatial"``.
+        spatial_size: ``(h, w)`` of the maps (only for spatial peepholes).
+        dropout: Dropout between layers.
+        bidirectional: Also run backwards in time.
+        time_pool: ``"last"``, ``"mean"`` or ``"attention"``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        *,
+        hidden_sizes: list[int],
+        kernel_size: int = 3,
+        cell: Literal["convlstm", "convgru"] = "convlstm",
+        peephole: str = "none",
+        spatial_size: tuple[int, int] | None = None,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        time_pool: TimePooling = "last",
+    ) -> None:
+        super().__init__()
+        if cell == "convlstm":
+            self.rnn = ConvLSTM(
+                in_channels,
+                hidden_sizes,
+                kernel_sizes=kernel_size,
+                peephole=peephole,
+                spatial_size=spatial_size,
+                dropout=dropout,
+                bidirectional=bidirectional,
+            )
+        elif cell == "convgru":
+            self.rnn = ConvGRU(
+                in_channels,
+                hidden_sizes,
+                kernel_sizes=kernel_size,
+                dropout=dropout,
+                bidirectional=bidirectional,
+            )
+        else:
+            raise ValueError(f"cell must be 'convlstm' or 'convgru', got {cell!r}")
+        self.cell = cell
+        self.out_dim = self.rnn.out_channels
+        self.pool = TimePool(self.out_dim, time_pool, bidirectional=bidirectional)
+
+    def sequence(self, x: Tensor, state: list | None = None) -> tuple[Tensor, list]:
+        """All steps: ``(B, T, C, h, w)`` -> ``(out (B, T, out_dim, h, w), state)``."""
+        return self.rnn(x, state)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, T, C, h, w)`` -> clip embedding ``(B, out_dim)``."""
+        out, _ = self.rnn(x)
+        # Space first: the steps' averages are what the time pooling compares.
+        return self.pool(out.mean(dim=(-2, -1)))  # (B, T, C) -> (B, C)
+
+
+class MeanPoolTemporal(nn.Module):
+    """No temporal model: the average over time (and space, for maps) of the features.
+
+    Args:
+        dim: Feature size (``C`` for maps, ``D`` for vectors); becomes ``out_dim``.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.out_dim = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, T, D)`` or ``(B, T, C, h, w)`` -> ``(B, D)``."""
+        if x.dim() == 5:
+            return x.mean(dim=(1, 3, 4))
+        return x.mean(dim=1)
