@@ -11,7 +11,7 @@ texture, colour, size, speed and start, distractor objects moving at similar spe
 Every object carries a contrasting marker dot off its centre, so even a circle shows its rotation
 and no shape gives away a rotation class.
 
-Frames are RGB uint8 ``(T, H, W, 3)``, drawn with numpy/OpenCV (about 0.1-0.3 ms a frame at 112px).
+Frames are RGB uint8 ``(T, H, W, 3)``, drawn with numpy/OpenCV (under 1 ms a frame at 112px).
 """
 
 from __future__ import annotations
@@ -390,14 +390,25 @@ def _paste(canvas: np.ndarray, sprite: np.ndarray, state: _State) -> None:
     h, w = canvas.shape[:2]
     side = sprite.shape[0]
     mat = cv2.getRotationMatrix2D((side / 2, side / 2), state.angle, state.scale / side)
-    mat[0, 2] += state.x - side / 2
-    mat[1, 2] += state.y - side / 2
+    # Warp only into the object's bounding box: most of the frame is untouched.
+    r = state.scale * 0.75 + 2  # > half the diagonal of the sprite's square at any angle
+    x0, y0 = max(0, int(state.x - r)), max(0, int(state.y - r))
+    x1, y1 = min(w, int(state.x + r) + 1), min(h, int(state.y + r) + 1)
+    if x1 <= x0 or y1 <= y0:
+        return
+    mat[0, 2] += state.x - side / 2 - x0
+    mat[1, 2] += state.y - side / 2 - y0
     warped = cv2.warpAffine(
-        sprite, mat, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        sprite,
+        mat,
+        (x1 - x0, y1 - y0),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
     )
-    alpha = warped[..., 3:4]
-    canvas *= 1 - alpha
-    canvas += warped[..., :3]
+    roi = canvas[y0:y1, x0:x1]
+    roi *= 1 - warped[..., 3:4]
+    roi += warped[..., :3]
 
 
 def _render(
