@@ -322,13 +322,38 @@ class _PyAVSource:
 
 
 class _DecordSource:
-    """decord's VideoReader; indices reach it only after validation against the true count."""
+    """decord's VideoReader; indices reach it only after validation against the true count.
+
+    Runs of consecutive frames are read with ``seek_accurate`` + ``next()``: at 720p decord's
+    ``get_batch`` decodes 3-4x slower than ``next()`` even for consecutive indices (measured,
+    decord 0.6.0), and a run that continues where the last read stopped needs no seek at all.
+    Scattered single frames go through one ``get_batch`` call (decord's own keyframe logic).
+    """
 
     def __init__(self, vr: Any) -> None:
         self.vr = vr
+        self._pos = 0  # frame next() returns; -1 when unknown (after get_batch)
 
-    def read(self, targets: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        return self.vr.get_batch(targets).asnumpy()
+    def read(self, targets: np.ndarray, out: np.ndarray) -> None:
+        vr = self.vr
+        # Split sorted unique targets into runs of consecutive indices.
+        breaks = np.flatnonzero(np.diff(targets) != 1) + 1
+        starts = np.concatenate([[0], breaks])
+        stops = np.concatenate([breaks, [len(targets)]])
+        singles: list[int] = []
+        for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
+            first = int(targets[a])
+            if b - a == 1 and first != self._pos:
+                singles.append(a)
+                continue
+            if first != self._pos:
+                vr.seek_accurate(first)
+            for slot in range(a, b):
+                out[slot] = vr.next().asnumpy()
+            self._pos = int(targets[b - 1]) + 1
+        if singles:
+            out[singles] = vr.get_batch(targets[singles]).asnumpy()
+            self._pos = -1
 
     def close(self) -> None:
         self.vr = None
@@ -525,22 +550,17 @@ class VideoReader:
 
     def _read(self, targets: np.ndarray) -> np.ndarray:
         source = self._source
+        out = np.empty((len(targets), self.height, self.width, 3), dtype=np.uint8)
         if isinstance(source, _DecordSource):
             try:
-                frames = source.read(targets)
+                source.read(targets, out)
             except Exception as exc:  # DECORDError: never let a native traceback escape
+                source._pos = -1
                 raise CorruptVideoError(
                     self.path, f"decord failed to decode: {_first_line(exc)}"
                 ) from None
-            if frames.shape[1:] != (self.height, self.width, 3):
-                raise CorruptVideoError(
-                    self.path,
-                    f"decord returned frames of shape {frames.shape[1:]}, "
-                    f"expected {(self.height, self.width, 3)}",
-                )
-            return frames
-        out = np.empty((len(targets), self.height, self.width, 3), dtype=np.uint8)
-        source.read(targets, out)
+        else:
+            source.read(targets, out)
         return out
 
     def iter_chunks(self, chunk_size: int, step: int = 1) -> Iterator[tuple[int, np.ndarray]]:
