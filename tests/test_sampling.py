@@ -1,0 +1,151 @@
+"""Samplers are arithmetic: tables of expected indices, plus properties over many shapes."""
+
+import numpy as np
+import pytest
+
+from video_lstm.data.sampling import (
+    clip_indices,
+    clip_starts,
+    dense_clips,
+    fit_to_length,
+    sampled_frames,
+    sliding_window_starts,
+    uniform_segments,
+    window_frame_spans,
+)
+
+
+@pytest.mark.parametrize(
+    ("indices", "length", "short", "expected"),
+    [
+        ([0, 1, 2, 3, 4], 3, "repeat_last", [0, 1, 2, 2, 2]),
+        ([0, 1, 2, 3, 4], 3, "loop", [0, 1, 2, 0, 1]),
+        ([5, 6], 10, "loop", [5, 6]),
+    ],
+)
+def test_fit_to_length(indices, length, short, expected):
+    np.testing.assert_array_equal(fit_to_length(np.array(indices), length, short), expected)
+
+
+@pytest.mark.parametrize(
+    ("num_steps", "clip_len", "num_clips", "expected"),
+    [
+        (10, 4, 1, [3]),  # centre: last start 6 -> 3
+        (10, 4, 3, [0, 3, 6]),
+        (10, 4, 4, [0, 2, 4, 6]),
+        (3, 4, 2, [0, 0]),  # shorter than a clip
+        (4, 4, 1, [0]),
+    ],
+)
+def test_clip_starts_eval(num_steps, clip_len, num_clips, expected):
+    np.testing.assert_array_equal(clip_starts(num_steps, clip_len, num_clips=num_clips), expected)
+
+
+def test_clip_starts_random_covers_every_start_and_is_seeded():
+    rng = np.random.default_rng(0)
+    seen = {int(clip_starts(10, 4, rng=rng)[0]) for _ in range(500)}
+    assert seen == set(range(7))
+    a = clip_starts(100, 8, rng=np.random.default_rng(3))
+    b = clip_starts(100, 8, rng=np.random.default_rng(3))
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("num_frames", "clip_len", "interval", "num_clips", "short", "expected"),
+    [
+        (20, 4, 2, 1, "repeat_last", [[6, 8, 10, 12]]),  # span 7, last start 13, centre 6
+        (20, 4, 2, 2, "repeat_last", [[0, 2, 4, 6], [13, 15, 17, 19]]),
+        (5, 4, 2, 1, "repeat_last", [[0, 2, 4, 4]]),
+        (5, 4, 2, 1, "loop", [[0, 2, 4, 1]]),
+        (1, 3, 1, 1, "repeat_last", [[0, 0, 0]]),
+    ],
+)
+def test_clip_indices_eval(num_frames, clip_len, interval, num_clips, short, expected):
+    got = clip_indices(
+        num_frames, clip_len=clip_len, frame_interval=interval, num_clips=num_clips, short=short
+    )
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("num_frames", [1, 7, 16, 33, 100])
+@pytest.mark.parametrize("interval", [1, 2, 4])
+def test_clip_indices_random_in_range_and_evenly_spaced(num_frames, interval):
+    rng = np.random.default_rng(num_frames)
+    for _ in range(20):
+        (clip,) = clip_indices(num_frames, clip_len=8, frame_interval=interval, rng=rng)
+        assert clip.shape == (8,) and clip.min() >= 0 and clip.max() < num_frames
+        assert np.all(np.diff(clip) >= 0)
+        if num_frames >= 7 * interval + 1:
+            assert np.all(np.diff(clip) == interval)
+
+
+@pytest.mark.parametrize(
+    ("num_frames", "segments", "expected"),
+    [
+        (10, 5, [1, 3, 5, 7, 9]),
+        (8, 4, [1, 3, 5, 7]),
+        (3, 6, [0, 0, 1, 1, 2, 2]),
+        (100, 1, [50]),
+    ],
+)
+def test_uniform_segments_eval(num_frames, segments, expected):
+    np.testing.assert_array_equal(uniform_segments(num_frames, segments), expected)
+
+
+def test_uniform_segments_train_one_frame_per_segment():
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        idx = uniform_segments(40, 8, rng=rng)
+        np.testing.assert_array_equal(idx // 5, np.arange(8))  # frame k lies in segment k
+
+
+@pytest.mark.parametrize(
+    ("num_steps", "window", "stride", "expected"),
+    [
+        (16, 8, 4, [0, 4, 8]),
+        (18, 8, 4, [0, 4, 8, 10]),  # tail: one more window ending at step 17
+        (8, 8, 4, [0]),
+        (5, 8, 4, [0]),
+        (20, 4, 8, [0, 8, 16]),
+        (21, 4, 8, [0, 8, 16, 17]),
+    ],
+)
+def test_sliding_window_starts(num_steps, window, stride, expected):
+    np.testing.assert_array_equal(sliding_window_starts(num_steps, window, stride), expected)
+
+
+@pytest.mark.parametrize("num_steps", [1, 5, 16, 17, 99])
+@pytest.mark.parametrize(("window", "stride"), [(8, 4), (8, 8), (4, 1), (16, 5)])
+def test_sliding_windows_cover_every_step(num_steps, window, stride):
+    starts = sliding_window_starts(num_steps, window, stride)
+    covered = np.zeros(num_steps, bool)
+    for s in starts:
+        covered[s : s + window] = True
+    assert covered.all()
+    assert starts[-1] + window >= num_steps and np.all(np.diff(starts) > 0)
+
+
+def test_dense_clips_and_spans():
+    np.testing.assert_array_equal(sampled_frames(10, 3), [0, 3, 6, 9])
+    clips = dense_clips(20, clip_len=4, frame_interval=2, stride=2)
+    # sampled frames 0,2,..,18 (10 steps); window starts 0,2,4,6
+    np.testing.assert_array_equal(clips[:, 0], [0, 4, 8, 12])
+    np.testing.assert_array_equal(clips[-1], [12, 14, 16, 18])
+    spans = window_frame_spans(np.array([0, 2, 4, 6]), window=4, frame_interval=2, num_frames=20)
+    np.testing.assert_array_equal(spans, [[0, 8], [4, 12], [8, 16], [12, 20]])
+    np.testing.assert_array_equal(dense_clips(3, clip_len=4), [[0, 1, 2, 2]])
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: clip_indices(0, clip_len=4),
+        lambda: clip_indices(10, clip_len=0),
+        lambda: sliding_window_starts(10, 4, 0),
+        lambda: fit_to_length(np.arange(3), 2, "bounce"),
+        lambda: uniform_segments(10, 0),
+    ],
+)
+def test_bad_arguments_raise_value_error(call):
+    with pytest.raises(ValueError):
+        call()
