@@ -1,0 +1,580 @@
+"""Annotate one video: stream -> shared per-frame features -> window scores -> segments -> outputs.
+
+First pass (bounded memory): the video is decoded in chunks of every ``frame_interval``-th
+frame, resized in the decoder; the CNN runs once per sampled frame; a rolling buffer keeps the
+features of the last ``clip_len`` sampled frames and every sliding window is scored (temporal
+model + head, batched) as soon as it is complete. Only the window scores (K floats each) are kept.
+
+Then segments are made (``inference.segments``) and the outputs written, each atomically:
+``<name>.json`` / ``.csv`` / ``.srt`` / ``.vtt``, ``<name>_annotated.mp4`` (a second decode pass
+at full resolution: the timeline bar needs the whole result) and frame-exact labelled clips
+``clips/<label>/<name>_<start>-<end>.mp4``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from video_lstm.inference.predictor import Predictor
+from video_lstm.inference.segments import frame_labels_from_segments, scores_to_segments
+from video_lstm.io.decode import open_video
+from video_lstm.io.write import (
+    clip_path,
+    cut_clip,
+    write_annotated_video,
+    write_json,
+    write_segments_csv,
+    write_srt,
+    write_vtt,
+)
+from video_lstm.types import Segment, VideoInfo
+
+__all__ = [
+    "OUTPUTS",
+    "AnnotateSettings",
+    "AnnotationResult",
+    "WindowScores",
+    "annotate_video",
+    "annotate_with_predictor",
+    "score_video",
+    "score_video_batched",
+    "score_video_naive",
+    "window_starts",
+]
+
+OUTPUTS = ("json", "csv", "srt", "vtt", "video", "clips")
+# Knobs that change speed or memory but not the result: left out of the resume hash.
+_RUNTIME_ONLY = (
+    "chunk_size",
+    "frame_batch",
+    "window_batch",
+    "prefetch",
+    "device",
+    "precision",
+    "backend",
+)
+
+
+@dataclass
+class AnnotateSettings:
+    """Plain-value settings of one annotation run (saved in the JSON next to the outputs).
+
+    See :func:`annotate_video` for the meaning of each field.
+    """
+
+    outputs: list[str] = field(default_factory=lambda: list(OUTPUTS))
+    stride: int | None = None
+    threshold: float = 0.5
+    min_duration_s: float = 0.5
+    merge_gap_s: float = 0.25
+    smoothing_s: float = 0.5
+    background: str | None = None
+    decode_size: int | None = None
+    chunk_size: int = 64
+    frame_batch: int = 32
+    window_batch: int = 64
+    prefetch: int = 2
+    save_window_scores: bool = False
+    device: str = "auto"
+    precision: str = "auto"
+    backend: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.outputs = list(self.outputs)
+        unknown = sorted(set(self.outputs) - set(OUTPUTS))
+        if unknown:
+            raise ValueError(f"unknown outputs {unknown}; choose from {list(OUTPUTS)}")
+        if self.stride is not None and self.stride < 1:
+            raise ValueError(f"stride must be >= 1, got {self.stride}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
+        for name in ("min_duration_s", "merge_gap_s", "smoothing_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("chunk_size", "frame_batch", "window_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.prefetch < 0:
+            raise ValueError(f"prefetch must be >= 0, got {self.prefetch}")
+        if self.decode_size is not None and self.decode_size < 1:
+            raise ValueError(f"decode_size must be >= 1, got {self.decode_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def result_dict(self) -> dict[str, Any]:
+        """The settings that determine the outputs (for the resume hash)."""
+        return {k: v for k, v in asdict(self).items() if k not in _RUNTIME_ONLY}
+
+
+# ---------------------------------------------------------------------------------------------
+# First pass: window scores
+# ---------------------------------------------------------------------------------------------
+
+
+def window_starts(num_sampled: int, clip_len: int, stride: int) -> np.ndarray:
+    """Start positions (in sampled frames) of the sliding windows over ``num_sampled`` frames.
+
+    Windows start every ``stride`` sampled frames; when that leaves the tail uncovered, one more
+    window ends exactly at the last frame. A video shorter than one window gets one window at 0
+    (padded by the scorer).
+    """
+    if num_sampled <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if num_sampled <= clip_len:
+        return np.zeros(1, dtype=np.int64)
+    starts = np.arange(0, num_sampled - clip_len + 1, stride, dtype=np.int64)
+    if starts[-1] + clip_len < num_sampled:
+        starts = np.append(starts, num_sampled - clip_len)
+    return starts
+
+
+@dataclass
+class WindowScores:
+    """Per-window class probabilities and their source-frame spans ``[start, end)``."""
+
+    starts: np.ndarray  # (W,) window start in sampled frames
+    spans: np.ndarray  # (W, 2) source frames [start, end)
+    probs: np.ndarray  # (W, K) float32
+    num_sampled: int
+
+
+def _spans(
+    starts: np.ndarray, num_sampled: int, clip_len: int, interval: int, num_frames: int
+) -> np.ndarray:
+    """Source-frame span of each window: its first sampled frame up to the next sampled one
+    after its last (so consecutive windows tile every source frame)."""
+    last = np.minimum(starts + clip_len, num_sampled)  # exclusive, in sampled frames
+    return np.stack([starts * interval, np.minimum(last * interval, num_frames)], axis=1)
+
+
+def _pad_window(feats: torch.Tensor, clip_len: int) -> torch.Tensor:
+    """A video shorter than one window: repeat its last frame's features up to ``clip_len``."""
+    if len(feats) >= clip_len:
+        return feats
+    return torch.cat([feats, feats[-1:].expand(clip_len - len(feats), *feats.shape[1:])])
+
+
+class _StreamingScorer:
+    """Consumes per-frame features in order and scores windows as soon as they are complete.
+
+    Holds at most ``clip_len + chunk`` sampled frames' features (a rolling buffer) and up to
+    ``window_batch`` windows waiting for one batched head pass.
+    """
+
+    def __init__(self, predictor: Predictor, clip_len: int, stride: int) -> None:
+        self.predictor, self.clip_len, self.stride = predictor, clip_len, stride
+        self.buf: torch.Tensor | None = None
+        self.buf_lo = 0  # sampled position of buf[0]
+        self.seen = 0  # sampled frames pushed so far
+        self.next_start = 0
+        self.ready: list[tuple[int, torch.Tensor]] = []
+        self.starts: list[int] = []
+        self.probs: list[torch.Tensor] = []
+
+    def _flush(self) -> None:
+        if self.ready:
+            batch = torch.stack([w for _, w in self.ready])  # (w, L, ...)
+            self.probs.append(self.predictor.score_windows(batch))
+            self.starts += [s for s, _ in self.ready]
+            self.ready = []
+
+    def push(self, feats: torch.Tensor) -> None:
+        self.buf = feats if self.buf is None else torch.cat([self.buf, feats])
+        self.seen += len(feats)
+        while self.next_start + self.clip_len <= self.seen:
+            lo = self.next_start - self.buf_lo
+            self.ready.append((self.next_start, self.buf[lo : lo + self.clip_len]))
+            self.next_start += self.stride
+            if len(self.ready) >= self.predictor.window_batch:
+                self._flush()
+        # Keep what the next window needs, and always the last clip_len frames (for the tail).
+        keep_from = min(self.next_start, self.seen - self.clip_len)
+        if keep_from > self.buf_lo:
+            # clone: a slice would keep the whole old buffer alive.
+            self.buf = self.buf[keep_from - self.buf_lo :].clone()
+            self.buf_lo = keep_from
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        m, L = self.seen, self.clip_len
+        if m == 0:
+            raise ValueError("no frames were decoded")
+        if m < L:
+            self.ready.append((0, _pad_window(self.buf, L)))
+        elif self.next_start - self.stride + L < m:  # the regular windows miss the tail
+            lo = m - L - self.buf_lo
+            self.ready.append((m - L, self.buf[lo : lo + L]))
+        self._flush()
+        return np.asarray(self.starts, dtype=np.int64), torch.cat(self.probs).numpy()
+
+
+def _prefetch(chunks: Iterable[Any], depth: int) -> Iterator[Any]:
+    """Run ``chunks`` in a background thread, ``depth`` items ahead, so decoding overlaps the
+    model (decoders and torch both release the GIL in their native code)."""
+    if depth <= 0:
+        yield from chunks
+        return
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def worker() -> None:
+        try:
+            for item in chunks:
+                while not stop.is_set():
+                    try:
+                        q.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("end", done))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            q.put(("error", exc))
+
+    thread = threading.Thread(target=worker, name="video-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, item = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a worker waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)
+
+
+def score_video(
+    predictor: Predictor,
+    reader: Any,
+    *,
+    stride: int | None = None,
+    chunk_size: int = 64,
+    prefetch: int = 2,
+    on_frames: Callable[[int], None] | None = None,
+) -> WindowScores:
+    """Stream a video and score every sliding window, sharing per-frame features.
+
+    Args:
+        predictor: The model.
+        reader: An open video (``video_lstm.open_video``), ideally resized in the decoder.
+        stride: Window stride in sampled frames (default ``clip_len // 4``, at least 1).
+        chunk_size: Sampled frames decoded per chunk.
+        prefetch: Chunks decoded ahead in a background thread (0 = inline).
+        on_frames: Called with the number of source frames covered by each chunk (progress).
+
+    Returns:
+        :class:`WindowScores`.
+    """
+    meta = predictor.meta
+    L, interval = meta.clip_len, meta.frame_interval
+    stride = stride or max(1, L // 4)
+    scorer = _StreamingScorer(predictor, L, stride)
+    for _, frames in _prefetch(reader.iter_chunks(chunk_size, step=interval), prefetch):
+        scorer.push(predictor.features(frames))
+        if on_frames is not None:
+            on_frames(len(frames) * interval)
+    starts, probs = scorer.finish()
+    spans = _spans(starts, scorer.seen, L, interval, reader.num_frames)
+    return WindowScores(starts, spans, probs, scorer.seen)
+
+
+def _sampled_indices(reader: Any, interval: int) -> np.ndarray:
+    return np.arange(0, reader.num_frames, interval, dtype=np.int64)
+
+
+def score_video_batched(
+    predictor: Predictor, reader: Any, *, stride: int | None = None
+) -> WindowScores:
+    """Reference: every sampled frame decoded at once, all windows in one head pass.
+
+    Holds the whole video in memory; for tests (it must equal :func:`score_video`).
+    """
+    meta = predictor.meta
+    L, interval = meta.clip_len, meta.frame_interval
+    stride = stride or max(1, L // 4)
+    idx = _sampled_indices(reader, interval)
+    feats = predictor.features(reader.get_frames(idx))  # (M, ...)
+    m = len(feats)
+    starts = window_starts(m, L, stride)
+    windows = torch.stack([_pad_window(feats[s : s + L], L) for s in starts])  # (W, L, ...)
+    saved = predictor.window_batch
+    predictor.window_batch = len(windows)
+    try:
+        probs = predictor.score_windows(windows).numpy()
+    finally:
+        predictor.window_batch = saved
+    return WindowScores(starts, _spans(starts, m, L, interval, reader.num_frames), probs, m)
+
+
+def score_video_naive(
+    predictor: Predictor, reader: Any, *, stride: int | None = None
+) -> WindowScores:
+    """The naive way (as MMAction2's long-video demo): decode each window's frames and run the
+    full model on it, recomputing the CNN for every overlapping window. For benchmarks/tests."""
+    meta = predictor.meta
+    L, interval = meta.clip_len, meta.frame_interval
+    stride = stride or max(1, L // 4)
+    idx = _sampled_indices(reader, interval)
+    starts = window_starts(len(idx), L, stride)
+    probs = []
+    for s in starts:
+        window = idx[s : s + L]
+        window = np.concatenate([window, np.repeat(window[-1:], L - len(window))])
+        probs.append(predictor.predict_clip(reader.get_frames(window)))
+    probs = torch.stack(probs).numpy()
+    return WindowScores(
+        starts, _spans(starts, len(idx), L, interval, reader.num_frames), probs, len(idx)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole pipeline for one video
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AnnotationResult:
+    """What :func:`annotate_video` found and wrote."""
+
+    video: str
+    info: VideoInfo  # of the source at full resolution
+    class_names: list[str]
+    segments: list[Segment]
+    windows: WindowScores
+    frame_probs: np.ndarray  # (num_frames, K) smoothed
+    settings: dict[str, Any]
+    output_files: list[str]
+    timings: dict[str, float]
+
+
+def annotate_with_predictor(
+    video: str | Path,
+    predictor: Predictor,
+    out_dir: str | Path,
+    settings: AnnotateSettings,
+    *,
+    name: str | None = None,
+    progress: bool = False,
+) -> AnnotationResult:
+    """:func:`annotate_video` with a loaded :class:`Predictor` and an :class:`AnnotateSettings`
+    (the batch runner loads the model once for many videos)."""
+    from tqdm.auto import tqdm
+
+    video, out_dir = Path(video), Path(out_dir)
+    name = name or video.stem
+    meta = predictor.meta
+    stride = settings.stride or max(1, meta.clip_len // 4)
+    decode_size = settings.decode_size or meta.frame_size
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    with open_video(video, backend=settings.backend, size=decode_size) as reader:
+        with tqdm(
+            total=reader.num_frames, desc=name, unit="frame", leave=False, disable=not progress
+        ) as bar:
+            windows = score_video(
+                predictor,
+                reader,
+                stride=stride,
+                chunk_size=settings.chunk_size,
+                prefetch=settings.prefetch,
+                on_frames=lambda n: bar.update(min(n, bar.total - bar.n)),
+            )
+        num_frames, fps = reader.num_frames, reader.fps
+    timings["score"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    names = predictor.class_names
+    frame_probs, segments = scores_to_segments(
+        windows.probs,
+        windows.spans,
+        num_frames=num_frames,
+        fps=fps,
+        class_names=names,
+        smoothing_s=settings.smoothing_s,
+        threshold=settings.threshold,
+        min_duration_s=settings.min_duration_s,
+        merge_gap_s=settings.merge_gap_s,
+        background=settings.background,
+    )
+    timings["segments"] = time.perf_counter() - t0
+
+    resolved = {**settings.to_dict(), "stride": stride, "decode_size": decode_size}
+    resolved.update(device=str(predictor.plan.device), precision=predictor.plan.precision)
+    files: list[str] = []
+    outputs = set(settings.outputs)
+    t0 = time.perf_counter()
+    with open_video(video, backend=settings.backend) as full:
+        info = full.info
+        if "video" in outputs:
+            labels = frame_labels_from_segments(segments, num_frames, names)
+            scores = frame_probs[np.arange(num_frames), np.maximum(labels, 0)]
+            path = out_dir / f"{name}_annotated.mp4"
+            write_annotated_video(
+                full,
+                path,
+                class_names=names,
+                segments=segments,
+                labels=labels,
+                scores=scores,
+            )
+            files.append(str(path))
+        timings["video"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if "clips" in outputs:
+            for seg in segments:
+                path = clip_path(out_dir / "clips", seg.label, name, seg.start_frame, seg.end_frame)
+                files.append(str(cut_clip(full, seg.start_frame, seg.end_frame, path)))
+        timings["clips"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    if "csv" in outputs:
+        files.append(str(write_segments_csv(out_dir / f"{name}.csv", segments)))
+    if "srt" in outputs:
+        files.append(str(write_srt(out_dir / f"{name}.srt", segments)))
+    if "vtt" in outputs:
+        files.append(str(write_vtt(out_dir / f"{name}.vtt", segments)))
+    timings["text"] = time.perf_counter() - t0
+    if "json" in outputs:
+        doc: dict[str, Any] = {
+            "video": info.to_dict(),
+            "model": {
+                "checkpoint": predictor.checkpoint,
+                "class_names": names,
+                "clip_len": meta.clip_len,
+                "frame_interval": meta.frame_interval,
+                "frame_size": meta.frame_size,
+                "model": meta.model,
+            },
+            "settings": resolved,
+            "segments": segments,
+            "num_windows": len(windows.starts),
+            "timings_s": timings,
+        }
+        if settings.save_window_scores:
+            doc["windows"] = {"spans": windows.spans, "probs": windows.probs}
+        # Last, so that a JSON on disk means every other output is there too.
+        files.append(str(write_json(out_dir / f"{name}.json", doc)))
+    return AnnotationResult(
+        video=str(video),
+        info=info,
+        class_names=names,
+        segments=segments,
+        windows=windows,
+        frame_probs=frame_probs,
+        settings=resolved,
+        output_files=files,
+        timings=timings,
+    )
+
+
+def annotate_video(
+    video: str,
+    checkpoint: str,
+    out_dir: str,
+    *,
+    name: str | None = None,
+    outputs: list[str] = list(OUTPUTS),  # noqa: B006 (a plain default for the CLI)
+    stride: int | None = None,
+    threshold: float = 0.5,
+    min_duration_s: float = 0.5,
+    merge_gap_s: float = 0.25,
+    smoothing_s: float = 0.5,
+    background: str | None = None,
+    decode_size: int | None = None,
+    chunk_size: int = 64,
+    frame_batch: int = 32,
+    window_batch: int = 64,
+    prefetch: int = 2,
+    save_window_scores: bool = False,
+    device: str = "auto",
+    precision: str = "auto",
+    backend: str = "auto",
+    progress: bool = True,
+) -> AnnotationResult:
+    """Find the actions in one video and write segments, subtitles, an annotated video and clips.
+
+    The video is streamed at the model's sampling rate (every ``frame_interval``-th frame),
+    the CNN runs once per sampled frame and sliding windows of ``clip_len`` sampled frames share
+    those features. Window scores are spread onto frames, smoothed, thresholded and merged into
+    segments. Outputs go to ``out_dir``: ``<name>.json`` (video metadata, model, class names,
+    resolved settings, segments), ``<name>.csv``, ``<name>.srt``, ``<name>.vtt``,
+    ``<name>_annotated.mp4`` (H.264, source fps: label, confidence, timeline bar) and
+    ``clips/<label>/<name>_<start>-<end>.mp4`` (frame-exact). Each file is written atomically.
+
+    Args:
+        video: Input video file.
+        checkpoint: Model checkpoint (``.pt`` from ``save_checkpoint`` or a training ``.ckpt``);
+            a loaded :class:`~video_lstm.inference.predictor.Predictor` is accepted too.
+        out_dir: Output folder (created).
+        name: Base name of the outputs (default: the video's file stem).
+        outputs: Which outputs to write: json, csv, srt, vtt, video, clips.
+        stride: Window stride in sampled frames (default ``clip_len // 4``).
+        threshold: Minimum smoothed probability for a frame to count as an action.
+        min_duration_s: Shortest segment kept, in seconds.
+        merge_gap_s: Same-label segments closer than this are merged.
+        smoothing_s: Temporal smoothing of per-frame probabilities, in seconds (0 = off).
+        background: A class name meaning "no action", if the model has one.
+        decode_size: Short side the decoder resizes to for the model (default: the model's size).
+        chunk_size: Sampled frames decoded per chunk (bounds memory).
+        frame_batch: Frames per CNN pass.
+        window_batch: Windows per temporal-model pass.
+        prefetch: Chunks decoded ahead in a background thread (0 = decode inline).
+        save_window_scores: Also store per-window spans and probabilities in the JSON.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda``.
+        precision: ``auto`` (bf16/fp16 autocast on CUDA, fp32 on CPU), ``fp32``, ``bf16``, ``fp16``.
+        backend: Decoder backend: ``auto``, ``decord``, ``pyav``.
+        progress: Show a progress bar over frames.
+
+    Returns:
+        The :class:`AnnotationResult` (segments, window scores, written files).
+    """
+    settings = AnnotateSettings(
+        outputs=list(outputs),
+        stride=stride,
+        threshold=threshold,
+        min_duration_s=min_duration_s,
+        merge_gap_s=merge_gap_s,
+        smoothing_s=smoothing_s,
+        background=background,
+        decode_size=decode_size,
+        chunk_size=chunk_size,
+        frame_batch=frame_batch,
+        window_batch=window_batch,
+        prefetch=prefetch,
+        save_window_scores=save_window_scores,
+        device=device,
+        precision=precision,
+        backend=backend,
+    )
+    if isinstance(checkpoint, Predictor):
+        predictor = checkpoint
+    else:
+        predictor = Predictor.from_checkpoint(
+            checkpoint,
+            device=device,
+            precision=precision,
+            frame_batch=frame_batch,
+            window_batch=window_batch,
+        )
+    return annotate_with_predictor(
+        video, predictor, out_dir, settings, name=name, progress=progress
+    )

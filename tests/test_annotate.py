@@ -1,0 +1,305 @@
+"""One-video annotation: streaming == batched == naive window scores, outputs on disk, atomicity."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+import pipelines.annotate as annotate_mod
+from pipelines.annotate import (
+    AnnotateSettings,
+    annotate_video,
+    score_video,
+    score_video_batched,
+    score_video_naive,
+    window_starts,
+)
+from video_lstm import open_video
+from video_lstm.inference.predictor import Predictor
+from video_lstm.io.write import VideoWriter
+from video_lstm.models import DEFAULT_MODEL, create_model
+from video_lstm.models.checkpoint import ModelMeta, save_checkpoint
+
+CLASSES = ["clap", "jump", "wave"]
+
+
+def make_checkpoint(path: Path, *, clip_len: int = 6, frame_interval: int = 2) -> Path:
+    """An untrained default model (mechanics only: its labels are arbitrary)."""
+    torch.manual_seed(0)
+    model = create_model(DEFAULT_MODEL, num_classes=len(CLASSES), frame_size=64)
+    cfg = model.config
+    meta = ModelMeta(
+        class_names=CLASSES,
+        model=asdict(cfg) if is_dataclass(cfg) else dict(cfg),
+        clip_len=clip_len,
+        frame_interval=frame_interval,
+        frame_size=cfg.frame_size,
+        mean=[float(m) for m in model.mean],
+        std=[float(s) for s in model.std],
+    )
+    return save_checkpoint(path, model, meta)
+
+
+def write_video(path: Path, num_frames: int, *, width: int = 80, height: int = 60, fps: float = 25):
+    """Moving bars whose colour changes every 20 frames (something for the CNN to see)."""
+    rng = np.random.default_rng(num_frames)
+    colors = rng.integers(0, 256, (num_frames // 20 + 1, 3))
+    frames = np.zeros((num_frames, height, width, 3), dtype=np.uint8)
+    for i in range(num_frames):
+        frames[i, :, :] = colors[i // 20] // 3
+        x = (i * 3) % width
+        frames[i, :, x : x + 10] = colors[i // 20]
+    with VideoWriter(path, fps=fps, width=width, height=height) as w:
+        w.write(frames)
+    return path
+
+
+def count_frames(path: Path) -> tuple[int, int, int]:
+    with av.open(str(path)) as c:
+        n, shape = 0, None
+        for frame in c.decode(video=0):
+            n += 1
+            shape = (frame.width, frame.height)
+    return n, *shape
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "untrained.pt")
+
+
+@pytest.fixture(scope="module")
+def predictor(checkpoint) -> Predictor:
+    return Predictor.from_checkpoint(checkpoint, device="cpu", frame_batch=5, window_batch=3)
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    return write_video(tmp_path_factory.mktemp("vid") / "walk.mp4", 61)
+
+
+@pytest.mark.parametrize(
+    ("num_sampled", "clip_len", "stride", "expected"),
+    [
+        (0, 4, 1, []),
+        (3, 4, 1, [0]),  # shorter than one window: one padded window
+        (4, 4, 2, [0]),
+        (8, 4, 2, [0, 2, 4]),
+        (9, 4, 2, [0, 2, 4, 5]),  # tail window ends on the last frame
+        (10, 4, 3, [0, 3, 6]),
+    ],
+)
+def test_window_starts(num_sampled, clip_len, stride, expected):
+    assert window_starts(num_sampled, clip_len, stride).tolist() == expected
+
+
+@pytest.mark.parametrize(("chunk_size", "prefetch"), [(1, 0), (5, 2), (64, 1)])
+def test_streaming_equals_batched_and_naive(predictor, video, chunk_size, prefetch):
+    with open_video(video, size=64) as reader:
+        stream = score_video(predictor, reader, stride=2, chunk_size=chunk_size, prefetch=prefetch)
+        batched = score_video_batched(predictor, reader, stride=2)
+        n = reader.num_frames
+    assert stream.num_sampled == batched.num_sampled == (n + 1) // 2
+    np.testing.assert_array_equal(stream.starts, window_starts(stream.num_sampled, 6, 2))
+    np.testing.assert_array_equal(stream.spans, batched.spans)
+    torch.testing.assert_close(
+        torch.from_numpy(stream.probs), torch.from_numpy(batched.probs), rtol=1e-4, atol=1e-5
+    )
+    # Windows tile the video: first starts at 0, last ends at the last frame.
+    assert stream.spans[0, 0] == 0 and stream.spans[-1, 1] == n
+
+
+def test_naive_equals_shared_features(predictor, video):
+    with open_video(video, size=64) as reader:
+        naive = score_video_naive(predictor, reader, stride=3)
+        stream = score_video(predictor, reader, stride=3, chunk_size=5)
+    np.testing.assert_array_equal(naive.starts, stream.starts)
+    torch.testing.assert_close(
+        torch.from_numpy(naive.probs), torch.from_numpy(stream.probs), rtol=1e-4, atol=1e-5
+    )
+
+
+def test_video_shorter_than_a_window(predictor, tmp_path):
+    short = write_video(tmp_path / "short.mp4", 7)
+    with open_video(short, size=64) as reader:
+        stream = score_video(predictor, reader, chunk_size=2, prefetch=0)
+        batched = score_video_batched(predictor, reader)
+    assert stream.spans.tolist() == [[0, 7]]
+    torch.testing.assert_close(torch.from_numpy(stream.probs), torch.from_numpy(batched.probs))
+
+
+def test_annotate_writes_every_output(checkpoint, video, tmp_path):
+    out = tmp_path / "out"
+    # threshold 0 and no minimum duration: an untrained model still yields segments to cut.
+    result = annotate_video(
+        str(video),
+        str(checkpoint),
+        str(out),
+        threshold=0.0,
+        min_duration_s=0.0,
+        smoothing_s=0.0,
+        chunk_size=8,
+        save_window_scores=True,
+        device="cpu",
+        progress=False,
+    )
+    n = result.info.num_frames
+    assert n == 61 and result.segments
+    # Segments tile the video (threshold 0: every frame has a label), in order, valid labels.
+    assert result.segments[0].start_frame == 0 and result.segments[-1].end_frame == n
+    for a, b in zip(result.segments, result.segments[1:], strict=False):
+        assert a.end_frame <= b.start_frame
+    assert {s.label for s in result.segments} <= set(CLASSES)
+
+    doc = json.loads((out / "walk.json").read_text())
+    assert doc["video"]["num_frames"] == n and doc["model"]["class_names"] == CLASSES
+    assert doc["settings"]["stride"] == 6 // 4 and doc["settings"]["threshold"] == 0.0
+    assert len(doc["segments"]) == len(result.segments)
+    assert len(doc["windows"]["probs"]) == len(result.windows.starts)
+    with open(out / "walk.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["label"] for r in rows] == [s.label for s in result.segments]
+    assert (out / "walk.srt").read_text().count("-->") == len(result.segments)
+    assert (out / "walk.vtt").read_text().startswith("WEBVTT")
+
+    assert count_frames(out / "walk_annotated.mp4") == (n, 80, 60)
+    clips = sorted((out / "clips").rglob("*.mp4"))
+    assert len(clips) == len(result.segments)
+    for seg in result.segments:
+        path = out / "clips" / seg.label / f"walk_{seg.start_frame:06d}-{seg.end_frame:06d}.mp4"
+        assert count_frames(path) == (seg.num_frames, 80, 60)
+    assert sorted(map(Path, result.output_files)) == sorted(
+        [*clips, *(out / f"walk{s}" for s in (".json", ".csv", ".srt", ".vtt", "_annotated.mp4"))]
+    )
+    # Nothing temporary left behind.
+    assert not list(out.rglob("*.part"))
+
+
+def test_outputs_option_limits_what_is_written(checkpoint, video, tmp_path):
+    result = annotate_video(
+        str(video), str(checkpoint), str(tmp_path), outputs=["json", "csv"], progress=False
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["walk.csv", "walk.json"]
+    assert len(result.output_files) == 2
+
+
+def test_interrupted_annotation_leaves_no_final_files(checkpoint, video, tmp_path, monkeypatch):
+    real_write = annotate_mod.write_annotated_video
+
+    class FailingReader:
+        """The real reader, but decoding stops with an error after one chunk."""
+
+        def __init__(self, reader):
+            self._reader = reader
+
+        def __getattr__(self, name):
+            return getattr(self._reader, name)
+
+        def iter_chunks(self, chunk_size, step=1):
+            yield next(iter(self._reader.iter_chunks(chunk_size, step)))
+            raise RuntimeError("interrupted mid-video")
+
+    monkeypatch.setattr(
+        annotate_mod,
+        "write_annotated_video",
+        lambda reader, *a, **k: real_write(FailingReader(reader), *a, **k),
+    )
+    with pytest.raises(RuntimeError, match="interrupted"):
+        annotate_video(str(video), str(checkpoint), str(tmp_path), threshold=0.0, progress=False)
+    # The annotated video was being encoded: no file under its final name, no temp file left,
+    # and the JSON (written last) is absent.
+    assert not (tmp_path / "walk_annotated.mp4").exists()
+    assert not (tmp_path / "walk.json").exists()
+    assert not list(tmp_path.rglob("*.part"))
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="unknown outputs"):
+        AnnotateSettings(outputs=["json", "gif"])
+    with pytest.raises(ValueError, match="threshold"):
+        AnnotateSettings(threshold=1.5)
+
+
+# ------------------------------------------------------------- end to end with a model that works
+
+E2E_CLASSES = ["move_right", "grow", "rotate_cw"]
+E2E_CLIP_LEN = 8
+E2E_TOLERANCE = 10  # frames: about one window (8 frames) plus smoothing at 25 fps
+
+
+@pytest.fixture(scope="module")
+def trained_checkpoint(tmp_path_factory) -> Path:
+    """A tiny model that recognises three synthetic actions, trained in seconds: the CNN is
+    frozen (its per-frame features are computed once) and only the temporal model + head learn."""
+    from video_lstm.data.synthetic import render_action
+
+    torch.manual_seed(0)
+    model = create_model(DEFAULT_MODEL, num_classes=len(E2E_CLASSES), frame_size=64).eval()
+    cfg = model.config
+    meta = ModelMeta(
+        class_names=E2E_CLASSES,
+        model=asdict(cfg) if is_dataclass(cfg) else dict(cfg),
+        clip_len=E2E_CLIP_LEN,
+        frame_interval=1,
+        frame_size=cfg.frame_size,
+        mean=[float(m) for m in model.mean],
+        std=[float(s) for s in model.std],
+    )
+    pred = Predictor(model, meta, device="cpu")
+    clips, labels = [], []
+    for k, action in enumerate(E2E_CLASSES):
+        for seed in range(16):
+            frames = render_action(action, num_frames=E2E_CLIP_LEN, size=64, rng=100 * k + seed)
+            clips.append(pred.features(frames))  # (L, ...)
+            labels.append(k)
+    feats, labels = torch.stack(clips), torch.tensor(labels)  # (N, L, ...), (N,)
+    head = [p for n, p in model.named_parameters() if not n.startswith("backbone")]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in head:
+        p.requires_grad_(True)
+    model.train()  # only the head runs below, so backbone normalisation statistics stay put
+    opt = torch.optim.Adam(head, lr=3e-3)
+    for _ in range(150):
+        loss = torch.nn.functional.cross_entropy(model.forward_head(feats), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    accuracy = (model.forward_head(feats).argmax(-1) == labels).float().mean().item()
+    assert accuracy > 0.9, f"the test model did not learn the synthetic actions ({accuracy:.2f})"
+    return save_checkpoint(tmp_path_factory.mktemp("trained") / "trained.pt", model, meta)
+
+
+@pytest.mark.slow
+def test_end_to_end_finds_the_actions(trained_checkpoint, tmp_path):
+    from video_lstm.data.synthetic import make_action_sequence
+
+    order = ["move_right", "rotate_cw", "grow", "move_right"]
+    frames, truth = make_action_sequence(order, frames_per_action=50, size=64, fps=25, rng=7)
+    src = tmp_path / "sequence.mp4"
+    with VideoWriter(src, fps=25, width=64, height=64, crf=12) as w:
+        w.write(frames)
+    result = annotate_video(
+        str(src),
+        str(trained_checkpoint),
+        str(tmp_path / "out"),
+        stride=2,
+        threshold=0.4,
+        smoothing_s=0.3,
+        device="cpu",
+        progress=False,
+    )
+    assert [s.label for s in result.segments] == order
+    for found, expected in zip(result.segments, truth, strict=True):
+        assert abs(found.start_frame - expected.start_frame) <= E2E_TOLERANCE, (found, expected)
+        assert abs(found.end_frame - expected.end_frame) <= E2E_TOLERANCE, (found, expected)
+    clips = sorted((tmp_path / "out" / "clips").rglob("*.mp4"))
+    assert sorted(c.parent.name for c in clips) == sorted(order)

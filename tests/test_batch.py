@@ -1,0 +1,229 @@
+"""Folder runs: discovery, mirrored outputs, bad files reported, resume, interruption, CLI exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+
+import av
+import pytest
+import torch
+
+import pipelines.annotate as annotate_mod
+from pipelines.batch import discover_videos, plan_outputs, run_folder
+from video_lstm.io.write import VideoWriter
+from video_lstm.models import DEFAULT_MODEL, create_model
+from video_lstm.models.checkpoint import ModelMeta, save_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = {"outputs": ["json", "csv", "video"], "progress": False, "device": "cpu", "threshold": 0.0}
+
+
+def make_checkpoint(path: Path) -> Path:
+    torch.manual_seed(0)
+    model = create_model(DEFAULT_MODEL, num_classes=2, frame_size=32)
+    cfg = model.config
+    meta = ModelMeta(
+        class_names=["sit", "stand"],
+        model=asdict(cfg) if is_dataclass(cfg) else dict(cfg),
+        clip_len=4,
+        frame_interval=2,
+        frame_size=cfg.frame_size,
+        mean=[float(m) for m in model.mean],
+        std=[float(s) for s in model.std],
+    )
+    return save_checkpoint(path, model, meta)
+
+
+def write_video(path: Path, num_frames: int = 30, *, width: int = 64, height: int = 48) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = torch.linspace(0, 255, num_frames).to(torch.uint8)[:, None, None, None]
+    frames = frames.expand(num_frames, height, width, 3).numpy()
+    with VideoWriter(path, fps=25, width=width, height=height) as w:
+        w.write(frames)
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "m.pt")
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    """Two good videos (one nested), a truncated one, an empty one, text named .mp4, a .txt."""
+    root = tmp_path / "in"
+    write_video(root / "a.mp4")
+    write_video(root / "sub" / "b.mp4", 40)
+    good = (root / "a.mp4").read_bytes()
+    (root / "sub" / "truncated.mp4").write_bytes(good[: len(good) // 3])
+    (root / "empty.mp4").write_bytes(b"")
+    (root / "notes.mp4").write_text("these are not frames\n")
+    (root / "readme.txt").write_text("ignored: not a video extension\n")
+    return root
+
+
+def test_discovery_filters_and_mirrors(tmp_path):
+    root = tmp_path / "in"
+    for rel in ("b.MP4", "a.avi", "x/c.mkv", "x/.hidden.mp4", ".cache/d.mp4", "x/e.txt", "a.mp4"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"0")
+    found = [p.relative_to(root).as_posix() for p in discover_videos(root)]
+    assert found == ["a.avi", "a.mp4", "b.MP4", "x/c.mkv"]
+    assert [p.name for p in discover_videos(root, extensions=["mkv"])] == ["c.mkv"]
+    assert [p.name for p in discover_videos(root, recursive=False, extensions=["mkv"])] == []
+    assert discover_videos(root, exclude=[root / "x"]) == discover_videos(root, recursive=False)
+    jobs = plan_outputs(discover_videos(root), root, tmp_path / "out")
+    assert [(j.out_dir.relative_to(tmp_path / "out").as_posix(), j.name) for j in jobs] == [
+        (".", "a_avi"),  # same stem as a.mp4: both keep their extension
+        (".", "a_mp4"),
+        (".", "b"),
+        ("x", "c"),
+    ]
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        discover_videos(tmp_path / "nowhere")
+
+
+def test_bad_files_are_reported_and_the_run_goes_on(folder, checkpoint, tmp_path):
+    out = tmp_path / "out"
+    summary = run_folder(str(folder), str(checkpoint), str(out), **FAST)
+    assert sorted(summary.done) == ["a.mp4", "sub/b.mp4"]
+    assert sorted(summary.failed) == ["empty.mp4", "notes.mp4", "sub/truncated.mp4"]
+    assert all(reason for reason in summary.failed.values())
+    assert summary.exit_code == 1
+    assert "FAILED empty.mp4" in summary.format()
+    for rel in ("a", "sub/b"):
+        assert (out / f"{rel}.json").is_file() and (out / f"{rel}_annotated.mp4").is_file()
+        assert (out / f"{rel}.done.json").is_file()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"] == {"done": 2, "skipped": 0, "failed": 3}
+    assert manifest["videos"]["empty.mp4"]["status"] == "failed"
+    assert manifest["settings"]["threshold"] == 0.0
+    # Failed videos leave nothing behind under their names.
+    assert not list(out.rglob("empty*")) and not list(out.rglob("notes*"))
+
+
+def test_resume_redoes_nothing_until_settings_change(folder, checkpoint, tmp_path):
+    out = tmp_path / "out"
+    run_folder(str(folder), str(checkpoint), str(out), **FAST)
+    outputs = sorted(p for p in out.rglob("*") if p.is_file() and p.name != "manifest.json")
+    mtimes = {p: p.stat().st_mtime_ns for p in outputs}
+
+    again = run_folder(str(folder), str(checkpoint), str(out), **FAST)
+    assert again.done == [] and sorted(again.skipped) == ["a.mp4", "sub/b.mp4"]
+    assert {p: p.stat().st_mtime_ns for p in outputs} == mtimes
+    assert again.exit_code == 1  # the bad files are still bad
+
+    # A deleted output makes its video incomplete; only that one is redone.
+    (out / "sub" / "b.csv").unlink()
+    third = run_folder(str(folder), str(checkpoint), str(out), **FAST)
+    assert third.done == ["sub/b.mp4"]
+
+    changed = run_folder(str(folder), str(checkpoint), str(out), **{**FAST, "threshold": 0.3})
+    assert sorted(changed.done) == ["a.mp4", "sub/b.mp4"]
+
+
+def test_dry_run_and_limit(folder, checkpoint, tmp_path):
+    out = tmp_path / "out"
+    dry = run_folder(str(folder), str(checkpoint), str(out), dry_run=True, **FAST)
+    assert len(dry.done) == 5 and not out.exists()
+    limited = run_folder(
+        str(folder), str(checkpoint), str(out), limit=1, extensions=[".mp4"], **FAST
+    )
+    assert limited.done == ["a.mp4"] and limited.exit_code == 0
+
+
+def test_interrupted_run_resumes_cleanly(folder, checkpoint, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    real_write = annotate_mod.write_annotated_video
+
+    def interrupt_on_b(reader, path, **kwargs):
+        if Path(path).name.startswith("b"):
+            raise KeyboardInterrupt  # like Ctrl-C while b is being processed
+        return real_write(reader, path, **kwargs)
+
+    monkeypatch.setattr(annotate_mod, "write_annotated_video", interrupt_on_b)
+    with pytest.raises(KeyboardInterrupt):
+        run_folder(str(folder), str(checkpoint), str(out), extensions=[".mp4"], **FAST)
+    assert (out / "a.done.json").is_file()
+    assert not (out / "sub" / "b.done.json").exists()
+    assert not (out / "sub" / "b.json").exists() and not list(out.rglob("*.part"))
+
+    monkeypatch.undo()
+    resumed = run_folder(str(folder), str(checkpoint), str(out), **FAST)
+    assert resumed.skipped == ["a.mp4"] and resumed.done == ["sub/b.mp4"]
+
+
+@pytest.mark.slow  # a fresh interpreter importing torch: a few seconds on 2 cores
+def test_cli_exits_nonzero_when_a_video_fails(folder, checkpoint, tmp_path):
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(ROOT / "tools" / "run_pipeline.py"), str(folder), str(checkpoint)]
+    cmd += [str(out), "--outputs", "[json]", "--progress", "false", "--device", "cpu"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert "FAILED notes.mp4" in proc.stdout and (out / "a.json").is_file()
+
+
+@pytest.mark.slow
+def test_killed_process_leaves_no_partial_outputs(checkpoint, tmp_path):
+    root, out = tmp_path / "in", tmp_path / "out"
+    write_video(root / "long.mp4", 600, width=320, height=240)
+    cmd = [sys.executable, str(ROOT / "tools" / "run_pipeline.py"), str(root), str(checkpoint)]
+    cmd += [str(out), "--outputs", "[json,video]", "--progress", "false", "--device", "cpu"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.rglob("*.part")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        was_writing = bool(list(out.rglob("*.part")))
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    if not was_writing:
+        pytest.skip("the run finished before a temporary file could be observed")
+    assert not (out / "long.done.json").exists()
+    if (out / "long_annotated.mp4").exists():  # finished before the kill: then it is whole
+        with av.open(str(out / "long_annotated.mp4")) as c:
+            assert sum(1 for _ in c.decode(video=0)) == 600
+    resumed = run_folder(
+        str(root), str(checkpoint), str(out), **{**FAST, "outputs": ["json", "video"]}
+    )
+    assert resumed.done == ["long.mp4"] and not list(out.rglob("*.part"))
+
+
+def test_defaults_agree_across_signatures_and_configs():
+    import inspect
+    from dataclasses import fields
+
+    import yaml
+
+    from pipelines.annotate import AnnotateSettings, annotate_video
+
+    single = inspect.signature(annotate_video).parameters
+    folder = inspect.signature(run_folder).parameters
+    defaults = asdict(AnnotateSettings())
+    for f in fields(AnnotateSettings):
+        assert single[f.name].default == folder[f.name].default == defaults[f.name], f.name
+    for name, params in (("annotate", single), ("run", folder)):
+        config = yaml.safe_load((ROOT / "configs" / "pipeline" / f"{name}.yaml").read_text())
+        for key, value in config.items():
+            expected = params[key].default
+            assert value == (list(expected) if isinstance(expected, tuple) else expected), key
+
+
+def test_redoing_a_video_removes_its_old_clips(folder, checkpoint, tmp_path):
+    out = tmp_path / "out"
+    kwargs = {**FAST, "limit": 1, "min_duration_s": 0.0}
+    run_folder(str(folder), str(checkpoint), str(out), **{**kwargs, "outputs": ["json", "clips"]})
+    assert list((out / "clips").rglob("a_*.mp4"))
+    (out / "clips" / "sit").mkdir(exist_ok=True)
+    (out / "clips" / "sit" / "ab_000000-000010.mp4").write_bytes(b"another video's clip")
+    run_folder(str(folder), str(checkpoint), str(out), **{**kwargs, "outputs": ["json"]})
+    assert not list((out / "clips").rglob("a_*.mp4"))
+    assert (out / "clips" / "sit" / "ab_000000-000010.mp4").exists()

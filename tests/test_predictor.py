@@ -1,0 +1,95 @@
+"""Predictor: device/precision plan, batched features + window heads equal the full model."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, is_dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from video_lstm.inference.predictor import Predictor, resolve_device
+from video_lstm.models import DEFAULT_MODEL, create_model
+from video_lstm.models.checkpoint import ModelMeta, save_checkpoint
+
+CLASSES = ["clap", "jump", "wave"]
+
+
+def make_predictor(**kwargs) -> Predictor:
+    torch.manual_seed(0)
+    model = create_model(DEFAULT_MODEL, num_classes=len(CLASSES), frame_size=64)
+    cfg = model.config
+    meta = ModelMeta(
+        class_names=CLASSES,
+        model=asdict(cfg) if is_dataclass(cfg) else dict(cfg),
+        clip_len=6,
+        frame_interval=2,
+        frame_size=cfg.frame_size,
+        mean=[float(m) for m in model.mean],
+        std=[float(s) for s in model.std],
+    )
+    return Predictor(model, meta, device="cpu", **kwargs)
+
+
+def test_cpu_plan_is_fp32_channels_last():
+    plan = resolve_device("cpu", "auto")
+    assert plan.device.type == "cpu"
+    assert plan.amp_dtype is None and plan.precision == "fp32"
+    assert plan.channels_last
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_half_precision_on_cpu_is_refused(precision):
+    with pytest.raises(ValueError, match="CPU"):
+        resolve_device("cpu", precision)
+
+
+def test_unknown_precision_is_refused():
+    with pytest.raises(ValueError, match="precision"):
+        resolve_device("cpu", "int3")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_auto_without_gpu_is_cpu_and_cuda_request_fails():
+    assert resolve_device("auto", "auto").device.type == "cpu"
+    with pytest.raises(ValueError, match="CUDA"):
+        resolve_device("cuda", "auto")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_auto_on_gpu_uses_half_precision_autocast():
+    plan = resolve_device("auto", "auto")
+    assert plan.device.type == "cuda"
+    assert plan.amp_dtype in (torch.bfloat16, torch.float16)
+
+
+def test_features_and_heads_equal_the_full_model():
+    pred = make_predictor(frame_batch=4, window_batch=2)
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (10, 72, 96, 3), dtype=np.uint8)
+    feats = pred.features(frames)  # CNN in batches of 4 frames
+    assert feats.shape[0] == 10 and torch.isfinite(feats).all()
+    windows = torch.stack([feats[s : s + 6] for s in (0, 2, 4)])  # (3, 6, ...)
+    probs = pred.score_windows(windows)
+    assert probs.shape == (3, len(CLASSES)) and probs.dtype == torch.float32
+    torch.testing.assert_close(probs.sum(-1), torch.ones(3))
+    for i, s in enumerate((0, 2, 4)):
+        torch.testing.assert_close(
+            pred.predict_clip(frames[s : s + 6]), probs[i], rtol=1e-4, atol=1e-5
+        )
+
+
+def test_from_checkpoint_roundtrip(tmp_path):
+    pred = make_predictor()
+    path = save_checkpoint(tmp_path / "m.pt", pred.model, pred.meta)
+    loaded = Predictor.from_checkpoint(path, device="cpu")
+    assert loaded.class_names == CLASSES and loaded.checkpoint == str(path)
+    frames = np.random.default_rng(1).integers(0, 256, (6, 64, 64, 3), dtype=np.uint8)
+    torch.testing.assert_close(loaded.predict_clip(frames), pred.predict_clip(frames))
+    assert loaded.describe()["precision"] == "fp32"
+
+
+def test_bad_batch_sizes_are_refused():
+    with pytest.raises(ValueError, match="frame_batch"):
+        make_predictor(frame_batch=0)

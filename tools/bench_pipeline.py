@@ -1,0 +1,257 @@
+"""Benchmark the annotation pipeline against its parts and against the naive per-window approach.
+
+On a generated 360p 30 fps video with the default compact model (untrained weights: speed only)
+it measures, in one run (median of ``--repeats``), source frames per second of:
+
+- decode (model input: every ``frame_interval``-th frame, resized in the decoder),
+- the CNN alone (per sampled frame, on pre-decoded frames),
+- the writer pass (full-resolution decode + overlay + H.264 encode),
+- end to end (``annotate_video`` with json/csv/srt/vtt/video outputs),
+- the naive approach (decode each window and run the full model on it, as MMAction2's
+  long-video demo does) against the shared-feature first pass on the same short video,
+
+then peak RSS of ``annotate_video`` in fresh subprocesses for a short and a long video.
+
+    python tools/bench_pipeline.py                       # 60 s video, 10 min for peak memory
+    python tools/bench_pipeline.py --seconds 20 --long-minutes 2 --repeats 1   # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipelines.annotate import annotate_video, score_video, score_video_naive  # noqa: E402
+from video_lstm.inference.predictor import Predictor  # noqa: E402
+from video_lstm.io.decode import open_video  # noqa: E402
+from video_lstm.io.write import Overlay, VideoWriter  # noqa: E402
+from video_lstm.models import DEFAULT_MODEL, create_model  # noqa: E402
+from video_lstm.models.checkpoint import ModelMeta, save_checkpoint  # noqa: E402
+from video_lstm.types import Segment  # noqa: E402
+
+CLASSES = ["clap", "jump", "run", "wave", "sit"]
+E2E_OUTPUTS = ["json", "csv", "srt", "vtt", "video"]
+
+
+def make_video(
+    path: Path, seconds: float, *, width: int = 640, height: int = 360, fps: int = 30
+) -> Path:
+    """Moving, colour-changing shapes over a gradient, encoded in chunks (bounded memory)."""
+    n = round(seconds * fps)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([xx * 255 // width, yy * 255 // height, np.full_like(xx, 90)], -1).astype(
+        np.uint8
+    )
+    with VideoWriter(path, fps=fps, width=width, height=height, preset="ultrafast") as w:
+        for lo in range(0, n, 60):
+            chunk = np.repeat(base[None], min(60, n - lo), axis=0)
+            for j, frame in enumerate(chunk):
+                i = lo + j
+                x, y = (i * 7) % (width - 80), int((np.sin(i / 15) + 1) * (height - 80) / 2)
+                frame[y : y + 80, x : x + 80] = ((i // 90) * 60 % 256, 200, (i * 3) % 256)
+            w.write(chunk)
+    return path
+
+
+def loop_video(src: Path, dst: Path, times: int) -> Path:
+    """``times`` copies of ``src`` back to back, stream-copied with the ffmpeg binary."""
+    import imageio_ffmpeg
+
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-stream_loop", str(times - 1)]
+    subprocess.run([*cmd, "-i", str(src), "-c", "copy", str(dst)], check=True)
+    return dst
+
+
+def make_checkpoint(path: Path, *, clip_len: int, frame_interval: int) -> Path:
+    torch.manual_seed(0)
+    model = create_model(DEFAULT_MODEL, num_classes=len(CLASSES))
+    cfg = model.config
+    meta = ModelMeta(
+        class_names=CLASSES,
+        model=asdict(cfg) if is_dataclass(cfg) else dict(cfg),
+        clip_len=clip_len,
+        frame_interval=frame_interval,
+        frame_size=int(cfg.frame_size),
+        mean=[float(m) for m in model.mean],
+        std=[float(s) for s in model.std],
+    )
+    return save_checkpoint(path, model, meta)
+
+
+def median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def rss_child(video: str, checkpoint: str, out: str) -> None:
+    """Subprocess body: annotate, print peak RSS in MiB as JSON."""
+    t0 = time.perf_counter()
+    result = annotate_video(
+        video, checkpoint, out, outputs=E2E_OUTPUTS, progress=False, device="cpu"
+    )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(
+        json.dumps(
+            {"peak_rss_mib": peak, "frames": result.info.num_frames, "s": time.perf_counter() - t0}
+        )
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--seconds", type=float, default=60.0, help="length of the main test video")
+    ap.add_argument(
+        "--naive-seconds", type=float, default=10.0, help="video length for the naive comparison"
+    )
+    ap.add_argument(
+        "--long-minutes", type=float, default=10.0, help="long video for peak memory (0 = skip)"
+    )
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (cores)")
+    ap.add_argument("--clip-len", type=int, default=16)
+    ap.add_argument("--frame-interval", type=int, default=2)
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument(
+        "--rss-child", nargs=3, metavar=("VIDEO", "CKPT", "OUT"), help=argparse.SUPPRESS
+    )
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.rss_child:
+        rss_child(*args.rss_child)
+        return
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_pipeline_"))
+    work.mkdir(parents=True, exist_ok=True)
+    fps = 30
+    video = work / "main.mp4"
+    if not video.exists():
+        make_video(video, args.seconds, fps=fps)
+    short = work / "naive.mp4"
+    if not short.exists():
+        make_video(short, args.naive_seconds, fps=fps)
+    ckpt = make_checkpoint(
+        work / "model.pt", clip_len=args.clip_len, frame_interval=args.frame_interval
+    )
+    pred = Predictor.from_checkpoint(ckpt, device="cpu")
+    meta = pred.meta
+    interval, size = meta.frame_interval, meta.frame_size
+    stride = max(1, meta.clip_len // 4)
+    with open_video(video) as r:
+        n, width, height = r.num_frames, r.width, r.height
+        full_chunk = r.get_frames(np.arange(64))
+    with open_video(video, size=size) as r:
+        small_chunk = r.get_frames(np.arange(0, 64 * interval, interval))
+    print(
+        f"video {width}x{height} {fps} fps, {n} frames ({n / fps:.0f} s); model {DEFAULT_MODEL} "
+        f"input {size}, clip_len {meta.clip_len}, interval {interval}, stride {stride}; "
+        f"{torch.get_num_threads()} threads; backend {open_video(video).backend}"
+    )
+
+    def decode_model_input() -> None:
+        with open_video(video, size=size) as r:
+            for _ in r.iter_chunks(64, step=interval):
+                pass
+
+    def decode_full() -> None:
+        with open_video(video) as r:
+            for _ in r.iter_chunks(64):
+                pass
+
+    def cnn() -> None:
+        for _ in range(0, -(-n // interval), len(small_chunk)):
+            pred.features(small_chunk)
+
+    overlay = Overlay(
+        CLASSES,
+        num_frames=n,
+        width=width,
+        height=height,
+        segments=[Segment(0, n // 2, "jump", 0.9, 0.0, n / 2 / fps)],
+    )
+
+    def write() -> None:
+        labels, scores = np.ones(64, dtype=np.int64), np.full(64, 0.9)
+        with VideoWriter(work / "write.mp4", fps=fps, width=width, height=height) as w:
+            for lo in range(0, n, 64):
+                k = min(64, n - lo)
+                w.write(overlay.draw(full_chunk[:k], lo, labels[:k], scores[:k]))
+
+    def e2e() -> None:
+        annotate_video(str(video), pred, str(work / "e2e"), outputs=E2E_OUTPUTS, progress=False)
+
+    t = {
+        "decode (model input)": median_time(decode_model_input, args.repeats),
+        "decode (full res)": median_time(decode_full, args.repeats),
+        "CNN features": median_time(cnn, args.repeats),
+        "writers (overlay+H.264)": median_time(write, args.repeats),
+    }
+    t_e2e = median_time(e2e, args.repeats)
+    rate = {k: n / v for k, v in t.items()}
+    bound = 1 / sum(1 / r for r in rate.values())
+
+    with open_video(short, size=size) as r:
+        n_short = r.num_frames
+        t_shared = median_time(lambda: score_video(pred, r, stride=stride), args.repeats)
+        t_naive = median_time(
+            lambda: score_video_naive(pred, r, stride=stride), max(1, args.repeats // 2)
+        )
+        t_shared_np = median_time(
+            lambda: score_video(pred, r, stride=stride, prefetch=0), args.repeats
+        )
+
+    print(f"\n{'stage':<34}{'frames/s':>10}{'x real time':>13}")
+    for k, r in rate.items():
+        print(f"{k:<34}{r:>10.1f}{r / fps:>13.1f}")
+    print(f"{'serial bound 1/sum(1/x)':<34}{bound:>10.1f}{bound / fps:>13.1f}")
+    print(f"{'end to end (annotate_video)':<34}{n / t_e2e:>10.1f}{n / t_e2e / fps:>13.1f}")
+    print(f"  end to end / serial bound = {n / t_e2e / bound:.2f}  (target >= 0.8)")
+    print(f"\nfirst pass on {n_short} frames:")
+    print(f"{'naive (full model per window)':<34}{n_short / t_naive:>10.1f}")
+    print(f"{'shared features, prefetch thread':<34}{n_short / t_shared:>10.1f}")
+    print(f"{'shared features, inline decode':<34}{n_short / t_shared_np:>10.1f}")
+    target = 0.8 * meta.clip_len / stride
+    print(
+        f"  shared / naive = {t_naive / t_shared:.2f}  (target >= 0.8 x window/stride = {target:.1f})"
+    )
+    print(f"  prefetch / inline = {t_shared_np / t_shared:.2f}")
+
+    if args.long_minutes > 0:
+        long = work / "long.mp4"
+        if not long.exists():
+            loop_video(video, long, max(1, round(args.long_minutes * 60 / (n / fps))))
+        print(f"\n{'peak RSS (fresh process)':<34}{'frames':>10}{'MiB':>10}{'frames/s':>10}")
+        for v in (video, long):
+            out = subprocess.run(
+                [sys.executable, __file__, "--threads", str(args.threads), "--rss-child",
+                 str(v), str(ckpt), str(work / f"rss_{v.stem}")],
+                check=True, capture_output=True, text=True,
+            ).stdout.strip().splitlines()[-1]  # fmt: skip
+            res = json.loads(out)
+            print(
+                f"{v.name:<34}{res['frames']:>10}{res['peak_rss_mib']:>10.0f}{res['frames'] / res['s']:>10.1f}"
+            )
+    print(f"\nfiles in {work}")
+
+
+if __name__ == "__main__":
+    main()
