@@ -221,15 +221,21 @@ def ffmpeg_clips(path: Path, starts: list[int], fps: float, wh: tuple[int, int])
 # ------------------------------------------------------------------------------ runner
 
 
-def measure(fn: Callable[[], int], runs: int) -> float:
-    """Median items per second over ``runs`` runs (after one warm-up run)."""
-    fn()
-    rates = []
+def measure(methods: dict[str, Callable[[], int]], runs: int) -> dict[str, float]:
+    """Median items per second of each method over ``runs`` rounds (after one warm-up).
+
+    Methods take turns within each round, so a load change on the machine hits all of them
+    alike rather than one method's whole series.
+    """
+    rates: dict[str, list[float]] = {name: [] for name in methods}
+    for fn in methods.values():
+        fn()
     for _ in range(runs):
-        t0 = time.perf_counter()
-        n = fn()
-        rates.append(n / (time.perf_counter() - t0))
-    return statistics.median(rates)
+        for name, fn in methods.items():
+            t0 = time.perf_counter()
+            n = fn()
+            rates[name].append(n / (time.perf_counter() - t0))
+    return {name: statistics.median(r) for name, r in rates.items()}
 
 
 def bench_file(path: Path, runs: int, clips: int) -> None:
@@ -254,8 +260,8 @@ def bench_file(path: Path, runs: int, clips: int) -> None:
             "opencv": lambda size=size: opencv_stream(path, size),
             "ffmpeg-cli": lambda size=size: ffmpeg_stream(path, size, wh),
         }
-        for name, fn in methods.items():
-            rows.append((case, name, measure(fn, runs), "frames/s"))
+        for name, rate in measure(methods, runs).items():
+            rows.append((case, name, rate, "frames/s"))
     clip_methods = {
         "video_lstm": lambda: ours_clips(path, starts),
         "decord": lambda: decord_clips(path, starts),
@@ -263,8 +269,8 @@ def bench_file(path: Path, runs: int, clips: int) -> None:
         "opencv": lambda: opencv_clips(path, starts),
         "ffmpeg-cli": lambda: ffmpeg_clips(path, starts, fps, wh),
     }
-    for name, fn in clip_methods.items():
-        rows.append(("clips16", name, measure(fn, runs), "clips/s"))
+    for name, rate in measure(clip_methods, runs).items():
+        rows.append(("clips16", name, rate, "clips/s"))
 
     ref = {(case, name): rate for case, name, rate, _ in rows}
     print(f"\n{path.name}: {wh[0]}x{wh[1]}, {n} frames, {fps:g} fps, GOP 250")
@@ -285,7 +291,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=None, help="clips per clip-sampling run")
     args = parser.parse_args()
     seconds = 4.0 if args.quick else 10.0
-    runs = args.runs or (1 if args.quick else 3)
+    runs = args.runs or (1 if args.quick else 5)
     clips = args.clips or (8 if args.quick else 20)
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(
