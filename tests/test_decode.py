@@ -310,6 +310,12 @@ def test_close_and_context_manager(pattern_videos):
     r.close()  # twice is fine
 
 
+@pytest.mark.parametrize("video", ["mpeg1_mpg", "vp8_ogv"])
+def test_forced_decord_refuses_containers_it_cannot_seek(pattern_videos, video):
+    with pytest.raises(BackendUnavailableError, match="not frame-exact"):
+        open_video(pattern_videos[video], backend="decord")
+
+
 def test_unknown_backend_and_bad_size(pattern_videos):
     with pytest.raises(ValueError, match="backend"):
         open_video(pattern_videos["h264_mp4"], backend="opencv")

@@ -10,7 +10,10 @@ a ``VideoError`` naming the file. decord is then used where it is safe:
   hang in native code holding the GIL (dmlc/decord#373). Such files go to PyAV, after a check
   that decodes the last GOP to find how many frames really decode.
 * decord refuses Ogg and seeks MPEG program/transport streams to the wrong frame (measured: on a
-  60-frame MPEG-1 ``.mpg`` ``vr[59]`` returned frame 2), so those containers go to PyAV.
+  60-frame MPEG-1 ``.mpg`` ``vr[59]`` returned frame 2), so those containers go to PyAV
+  (``backend="decord"`` refuses them with ``BackendUnavailableError``).
+* decord's in-decoder resize returns mis-sized buffers for some target widths (16, 24, 48, 72
+  measured); a resized reader is checked on frame 0 and falls back to PyAV.
 * Any decord exception at open falls back to PyAV; indices are validated before decord sees
   them, so decord is never asked for a frame past the real end.
 
@@ -24,7 +27,7 @@ nearest even number (yuv420p encoders need even sizes). Both backends get the sa
 
 Example:
     >>> with open_video("clip.mp4", size=224) as video:
-    ...     clip = video.get_frames([0, 2, 4])  # (3, 224, 298, 3) uint8 RGB
+    ...     clip = video.get_frames([0, 2, 4])  # 640x480 source: (3, 224, 298, 3) uint8
     ...     for start, frames in video.iter_chunks(64):
     ...         ...
 """
@@ -33,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import gc
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -435,6 +437,12 @@ class VideoReader:
         )
         suspicious = probe.header_frames > 0 and probe.header_frames != packets
         vr = None
+        if backend == "decord" and probe.format_name in _PYAV_ONLY_FORMATS:
+            raise BackendUnavailableError(
+                self.path,
+                f"decord is not frame-exact on {probe.format_name!r} containers; "
+                "use backend='auto' or 'pyav'",
+            )
         if use_decord:
             try:
                 vr = _open_decord(self.path, self.width, self.height, num_threads, resize)
@@ -522,15 +530,12 @@ class VideoReader:
 
     def _normalize(self, indices: Sequence[int] | np.ndarray | int) -> np.ndarray:
         idx = np.asarray(indices)
+        if idx.ndim == 0:
+            idx = idx.reshape(1)
         if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
-            if idx.ndim == 0 and np.issubdtype(idx.dtype, np.integer):
-                idx = idx.reshape(1)
-            elif idx.size == 0:
-                idx = idx.reshape(0).astype(np.int64)
-            else:
-                raise TypeError(
-                    f"{self.path}: indices must be a 1-D sequence of ints, got {idx.dtype} {idx.shape}"
-                )
+            raise TypeError(
+                f"{self.path}: indices must be a 1-D sequence of ints, got {idx.dtype} {idx.shape}"
+            )
         idx = idx.astype(np.int64, copy=False)
         n = self.num_frames
         bad = (idx < -n) | (idx >= n)
@@ -613,10 +618,6 @@ class VideoReader:
         if self._source is not None:
             self._source.close()
             self._source = None
-            if self.backend == "decord":
-                # decord frees its decoder threads and buffers only when the handle is
-                # collected; collect now so many open/close cycles keep memory flat.
-                gc.collect(0)
 
     def __enter__(self) -> VideoReader:
         return self
