@@ -24,6 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from video_lstm.data.sampling import (
+    fit_to_length,
+    sampled_frames,
+    sliding_window_starts,
+    window_frame_spans,
+)
 from video_lstm.inference.predictor import Predictor
 from video_lstm.inference.segments import frame_labels_from_segments, scores_to_segments
 from video_lstm.io.decode import open_video
@@ -48,7 +54,6 @@ __all__ = [
     "score_video",
     "score_video_batched",
     "score_video_naive",
-    "window_starts",
 ]
 
 OUTPUTS = ("json", "csv", "srt", "vtt", "video", "clips")
@@ -121,23 +126,6 @@ class AnnotateSettings:
 # ---------------------------------------------------------------------------------------------
 
 
-def window_starts(num_sampled: int, clip_len: int, stride: int) -> np.ndarray:
-    """Start positions (in sampled frames) of the sliding windows over ``num_sampled`` frames.
-
-    Windows start every ``stride`` sampled frames; when that leaves the tail uncovered, one more
-    window ends exactly at the last frame. A video shorter than one window gets one window at 0
-    (padded by the scorer).
-    """
-    if num_sampled <= 0:
-        return np.zeros(0, dtype=np.int64)
-    if num_sampled <= clip_len:
-        return np.zeros(1, dtype=np.int64)
-    starts = np.arange(0, num_sampled - clip_len + 1, stride, dtype=np.int64)
-    if starts[-1] + clip_len < num_sampled:
-        starts = np.append(starts, num_sampled - clip_len)
-    return starts
-
-
 @dataclass
 class WindowScores:
     """Per-window class probabilities and their source-frame spans ``[start, end)``."""
@@ -148,13 +136,10 @@ class WindowScores:
     num_sampled: int
 
 
-def _spans(
-    starts: np.ndarray, num_sampled: int, clip_len: int, interval: int, num_frames: int
-) -> np.ndarray:
-    """Source-frame span of each window: its first sampled frame up to the next sampled one
-    after its last (so consecutive windows tile every source frame)."""
-    last = np.minimum(starts + clip_len, num_sampled)  # exclusive, in sampled frames
-    return np.stack([starts * interval, np.minimum(last * interval, num_frames)], axis=1)
+def _spans(starts: np.ndarray, clip_len: int, interval: int, num_frames: int) -> np.ndarray:
+    return window_frame_spans(
+        starts, window=clip_len, frame_interval=interval, num_frames=num_frames
+    )
 
 
 def _pad_window(feats: torch.Tensor, clip_len: int) -> torch.Tensor:
@@ -292,12 +277,8 @@ def score_video(
         if on_frames is not None:
             on_frames(len(frames) * interval)
     starts, probs = scorer.finish()
-    spans = _spans(starts, scorer.seen, L, interval, reader.num_frames)
+    spans = _spans(starts, L, interval, reader.num_frames)
     return WindowScores(starts, spans, probs, scorer.seen)
-
-
-def _sampled_indices(reader: Any, interval: int) -> np.ndarray:
-    return np.arange(0, reader.num_frames, interval, dtype=np.int64)
 
 
 def score_video_batched(
@@ -310,10 +291,10 @@ def score_video_batched(
     meta = predictor.meta
     L, interval = meta.clip_len, meta.frame_interval
     stride = stride or max(1, L // 4)
-    idx = _sampled_indices(reader, interval)
+    idx = sampled_frames(reader.num_frames, interval)
     feats = predictor.features(reader.get_frames(idx))  # (M, ...)
     m = len(feats)
-    starts = window_starts(m, L, stride)
+    starts = sliding_window_starts(m, L, stride)
     windows = torch.stack([_pad_window(feats[s : s + L], L) for s in starts])  # (W, L, ...)
     saved = predictor.window_batch
     predictor.window_batch = len(windows)
@@ -321,7 +302,7 @@ def score_video_batched(
         probs = predictor.score_windows(windows).numpy()
     finally:
         predictor.window_batch = saved
-    return WindowScores(starts, _spans(starts, m, L, interval, reader.num_frames), probs, m)
+    return WindowScores(starts, _spans(starts, L, interval, reader.num_frames), probs, m)
 
 
 def score_video_naive(
@@ -332,17 +313,14 @@ def score_video_naive(
     meta = predictor.meta
     L, interval = meta.clip_len, meta.frame_interval
     stride = stride or max(1, L // 4)
-    idx = _sampled_indices(reader, interval)
-    starts = window_starts(len(idx), L, stride)
+    idx = sampled_frames(reader.num_frames, interval)
+    starts = sliding_window_starts(len(idx), L, stride)
     probs = []
     for s in starts:
-        window = idx[s : s + L]
-        window = np.concatenate([window, np.repeat(window[-1:], L - len(window))])
+        window = idx[fit_to_length(np.arange(s, s + L), len(idx), "repeat_last")]
         probs.append(predictor.predict_clip(reader.get_frames(window)))
     probs = torch.stack(probs).numpy()
-    return WindowScores(
-        starts, _spans(starts, len(idx), L, interval, reader.num_frames), probs, len(idx)
-    )
+    return WindowScores(starts, _spans(starts, L, interval, reader.num_frames), probs, len(idx))
 
 
 # ---------------------------------------------------------------------------------------------

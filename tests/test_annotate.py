@@ -19,9 +19,9 @@ from pipelines.annotate import (
     score_video,
     score_video_batched,
     score_video_naive,
-    window_starts,
 )
 from video_lstm import open_video
+from video_lstm.data.sampling import sliding_window_starts
 from video_lstm.inference.predictor import Predictor
 from video_lstm.io.write import VideoWriter
 from video_lstm.models import DEFAULT_MODEL, create_model
@@ -85,21 +85,6 @@ def video(tmp_path_factory) -> Path:
     return write_video(tmp_path_factory.mktemp("vid") / "walk.mp4", 61)
 
 
-@pytest.mark.parametrize(
-    ("num_sampled", "clip_len", "stride", "expected"),
-    [
-        (0, 4, 1, []),
-        (3, 4, 1, [0]),  # shorter than one window: one padded window
-        (4, 4, 2, [0]),
-        (8, 4, 2, [0, 2, 4]),
-        (9, 4, 2, [0, 2, 4, 5]),  # tail window ends on the last frame
-        (10, 4, 3, [0, 3, 6]),
-    ],
-)
-def test_window_starts(num_sampled, clip_len, stride, expected):
-    assert window_starts(num_sampled, clip_len, stride).tolist() == expected
-
-
 @pytest.mark.parametrize(("chunk_size", "prefetch"), [(1, 0), (5, 2), (64, 1)])
 def test_streaming_equals_batched_and_naive(predictor, video, chunk_size, prefetch):
     with open_video(video, size=64) as reader:
@@ -107,7 +92,7 @@ def test_streaming_equals_batched_and_naive(predictor, video, chunk_size, prefet
         batched = score_video_batched(predictor, reader, stride=2)
         n = reader.num_frames
     assert stream.num_sampled == batched.num_sampled == (n + 1) // 2
-    np.testing.assert_array_equal(stream.starts, window_starts(stream.num_sampled, 6, 2))
+    np.testing.assert_array_equal(stream.starts, sliding_window_starts(stream.num_sampled, 6, 2))
     np.testing.assert_array_equal(stream.spans, batched.spans)
     torch.testing.assert_close(
         torch.from_numpy(stream.probs), torch.from_numpy(batched.probs), rtol=1e-4, atol=1e-5
