@@ -214,77 +214,99 @@ def test_bad_settings_are_refused():
 
 # ------------------------------------------------------------- end to end with a model that works
 
-E2E_CLASSES = ["move_right", "grow", "rotate_cw"]
-E2E_CLIP_LEN = 8
-E2E_TOLERANCE = 10  # frames: about one window (8 frames) plus smoothing at 25 fps
+# "Actions" a frozen pretrained CNN separates after a few training steps of a linear head: the
+# scene's colour (with a moving object and noise), plus a grey "none" class for the gaps. The
+# test is about the pipeline (windows, spans, smoothing, thresholds, segments, clips) finding
+# known boundaries, so the recognition task is kept trivially learnable to train in seconds.
+E2E_CLASSES = ["none", "red", "green", "blue"]
+E2E_COLORS = {
+    "none": (128, 128, 128),
+    "red": (200, 40, 40),
+    "green": (40, 180, 60),
+    "blue": (40, 60, 200),
+}
+E2E_TOLERANCE = 6  # frames at 25 fps: a window is 4 frames, smoothing 0.2 s
+
+
+def colour_frames(label: str, n: int, rng: np.random.Generator, size: int = 64) -> np.ndarray:
+    frames = np.empty((n, size, size, 3), dtype=np.uint8)
+    for i in range(n):
+        noise = rng.normal(0, 12, (size, size, 3))
+        frame = np.clip(np.array(E2E_COLORS[label]) + noise, 0, 255)
+        x = int(rng.integers(0, size - 12))
+        frame[size // 3 : size // 3 + 12, x : x + 12] = 255
+        frames[i] = frame
+    return frames
 
 
 @pytest.fixture(scope="module")
 def trained_checkpoint(tmp_path_factory) -> Path:
-    """A tiny model that recognises three synthetic actions, trained in seconds: the CNN is
-    frozen (its per-frame features are computed once) and only the temporal model + head learn."""
-    from video_lstm.data.synthetic import render_action
-
+    """A model that recognises the colour "actions": the CNN is frozen pretrained
+    EfficientNet-Lite0; only the linear head learns, on features computed once."""
     torch.manual_seed(0)
-    model = create_model(DEFAULT_MODEL, num_classes=len(E2E_CLASSES), frame_size=64).eval()
+    rng = np.random.default_rng(0)
+    model = create_model(
+        "meanpool_efficientnet_lite0", num_classes=len(E2E_CLASSES), frame_size=32, freeze="all"
+    ).eval()
     cfg = model.config
     meta = ModelMeta(
         class_names=E2E_CLASSES,
         model=asdict(cfg) if is_dataclass(cfg) else dict(cfg),
-        clip_len=E2E_CLIP_LEN,
+        clip_len=4,
         frame_interval=1,
         frame_size=cfg.frame_size,
         mean=[float(m) for m in model.mean],
         std=[float(s) for s in model.std],
     )
     pred = Predictor(model, meta, device="cpu")
-    clips, labels = [], []
-    for k, action in enumerate(E2E_CLASSES):
-        for seed in range(16):
-            frames = render_action(action, num_frames=E2E_CLIP_LEN, size=64, rng=100 * k + seed)
-            clips.append(pred.features(frames))  # (L, ...)
-            labels.append(k)
-    feats, labels = torch.stack(clips), torch.tensor(labels)  # (N, L, ...), (N,)
+    feats, labels = [], []
+    for k, label in enumerate(E2E_CLASSES):
+        f = pred.features(colour_frames(label, 16, rng))  # (16, D)
+        feats.append(f.reshape(4, 4, *f.shape[1:]))  # (4 windows, 4 frames, D)
+        labels += [k] * 4
+    feats, labels = torch.cat(feats), torch.tensor(labels)
     head = [p for n, p in model.named_parameters() if not n.startswith("backbone")]
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for p in head:
-        p.requires_grad_(True)
-    model.train()  # only the head runs below, so backbone normalisation statistics stay put
-    opt = torch.optim.Adam(head, lr=3e-3)
-    for _ in range(150):
+    opt = torch.optim.Adam(head, lr=1e-2)
+    for _ in range(60):
         loss = torch.nn.functional.cross_entropy(model.forward_head(feats), labels)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    model.eval()
-    accuracy = (model.forward_head(feats).argmax(-1) == labels).float().mean().item()
-    assert accuracy > 0.9, f"the test model did not learn the synthetic actions ({accuracy:.2f})"
+    with torch.no_grad():
+        accuracy = (model.forward_head(feats).argmax(-1) == labels).float().mean().item()
+    assert accuracy == 1.0, f"the test model did not learn the colours ({accuracy:.2f})"
     return save_checkpoint(tmp_path_factory.mktemp("trained") / "trained.pt", model, meta)
 
 
 @pytest.mark.slow
 def test_end_to_end_finds_the_actions(trained_checkpoint, tmp_path):
-    from video_lstm.data.synthetic import make_action_sequence
-
-    order = ["move_right", "rotate_cw", "grow", "move_right"]
-    frames, truth = make_action_sequence(order, frames_per_action=50, size=64, fps=25, rng=7)
-    src = tmp_path / "sequence.mp4"
+    rng = np.random.default_rng(1)
+    plan = [("none", 10), ("red", 30), ("blue", 25), ("none", 15), ("green", 30), ("red", 20)]
+    frames, truth, t = [], [], 0
+    for label, n in plan:
+        frames.append(colour_frames(label, n, rng))
+        if label != "none":
+            truth.append((label, t, t + n))
+        t += n
+    src = tmp_path / "colours.mp4"
     with VideoWriter(src, fps=25, width=64, height=64, crf=12) as w:
-        w.write(frames)
+        w.write(np.concatenate(frames))
     result = annotate_video(
         str(src),
         str(trained_checkpoint),
         str(tmp_path / "out"),
-        stride=2,
-        threshold=0.4,
-        smoothing_s=0.3,
+        stride=1,
+        smoothing_s=0.2,
+        min_duration_s=0.3,
+        background="none",
+        chunk_size=16,
         device="cpu",
         progress=False,
     )
-    assert [s.label for s in result.segments] == order
-    for found, expected in zip(result.segments, truth, strict=True):
-        assert abs(found.start_frame - expected.start_frame) <= E2E_TOLERANCE, (found, expected)
-        assert abs(found.end_frame - expected.end_frame) <= E2E_TOLERANCE, (found, expected)
+    assert [s.label for s in result.segments] == [label for label, _, _ in truth]
+    for found, (_, start, end) in zip(result.segments, truth, strict=True):
+        assert abs(found.start_frame - start) <= E2E_TOLERANCE, (found, start, end)
+        assert abs(found.end_frame - end) <= E2E_TOLERANCE, (found, start, end)
+        assert found.score > 0.5
     clips = sorted((tmp_path / "out" / "clips").rglob("*.mp4"))
-    assert sorted(c.parent.name for c in clips) == sorted(order)
+    assert sorted(c.parent.name for c in clips) == sorted(label for label, _, _ in truth)
