@@ -1,0 +1,203 @@
+"""Training: a short fit on a tiny generated dataset, checkpoints through load_checkpoint, CLI,
+evaluation reports and the comparison table."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from test_clip_dataset import make_tiny_dataset
+
+from video_lstm.data.datasets import load_manifest
+from video_lstm.data.features import extract_features
+from video_lstm.models import create_model
+from video_lstm.models.checkpoint import load_checkpoint
+from video_lstm.training.compare import epochs_to_fraction, read_val_curve
+from video_lstm.training.data import VideoDataModule
+from video_lstm.training.module import VideoLSTMModule, pick_precision, warmup_cosine
+
+SIZE = 64
+# The default CPU model (frozen pretrained EfficientNet-Lite0, offline weights), made small.
+MODEL_NAME = "video_lstm_compact"
+MODEL_ARGS = dict(frame_size=SIZE, hidden_sizes=[16])
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_dataset(tmp_path_factory.mktemp("tiny_train"))
+
+
+@pytest.fixture(scope="module")
+def features(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Both subsets cached with the (pretrained, hence identical) backbone of every module."""
+    out = tmp_path_factory.mktemp("features")
+    torch.manual_seed(0)
+    model = create_model(MODEL_NAME, num_classes=2, **MODEL_ARGS).eval()
+    for subset in ("train", "test"):
+        m = load_manifest("ucf101", tiny, subset=subset)
+        extract_features(
+            model,
+            [(str(p), y) for p, y in m.samples],
+            m.class_names,
+            out / subset,
+            frame_size=SIZE,
+            frame_interval=2,
+            progress=False,
+        )
+    return out
+
+
+def _module(class_names, **kw) -> VideoLSTMModule:
+    torch.manual_seed(0)
+    kw = {"lr": 1e-2, "warmup_epochs": 0.0, "label_smoothing": 0.0, "weight_decay": 0.0, **kw}
+    return VideoLSTMModule(MODEL_NAME, dict(MODEL_ARGS), class_names=class_names, **kw)
+
+
+def _trainer(tmp: Path, **kw) -> L.Trainer:
+    return L.Trainer(
+        accelerator="cpu",
+        precision=pick_precision("cpu"),
+        logger=CSVLogger(tmp, name="run"),
+        callbacks=[ModelCheckpoint(dirpath=tmp / "ckpt", save_last=True)],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        **kw,
+    )
+
+
+def test_precision_and_schedule():
+    assert pick_precision("cpu") == "32-true"
+    f = [warmup_cosine(s, warmup_steps=2, total_steps=10, min_ratio=0.1) for s in range(11)]
+    assert f[0] == 0.5 and f[1] == 1.0 and f[2] == 1.0
+    assert all(a >= b for a, b in zip(f[2:], f[3:], strict=False))
+    assert f[10] == pytest.approx(0.1)
+
+
+def test_short_fit_on_features_learns_and_checkpoint_reloads(tiny, features, tmp_path):
+    dm = VideoDataModule(
+        root=str(tiny), features_dir=str(features), clip_len=6, frame_interval=2,
+        frame_size=SIZE, batch_size=4, num_clips=2,
+    )  # fmt: skip
+    module = _module(dm.class_names)
+    trainer = _trainer(tmp_path, max_epochs=6)
+    trainer.fit(module, datamodule=dm)
+
+    losses = read_val_curve(Path(trainer.logger.log_dir) / "metrics.csv", "train/loss_epoch")
+    assert len(losses) == 6 and losses[-1] < 0.9 * losses[0], losses
+
+    model, meta = load_checkpoint(tmp_path / "ckpt" / "last.ckpt")
+    assert meta.class_names == ["move_left", "move_right"]
+    assert (meta.clip_len, meta.frame_interval, meta.frame_size) == (6, 2, SIZE)
+    assert meta.mean == pytest.approx(list(module.model.mean))
+    assert meta.extra["dataset"]["features_dir"] == str(features)
+    # The reloaded classifier predicts what the trained one predicts, on decoded video...
+    dm_video = VideoDataModule(root=str(tiny), clip_len=6, frame_interval=2, frame_size=SIZE)
+    item = dm_video.build_dataset("test", train=False)[0]
+    module.model.eval()
+    with torch.inference_mode():
+        torch.testing.assert_close(model(item["clip"]), module.model(item["clip"]))
+        # ...and on the cached features, through the same module code.
+        batch = next(iter(dm.val_dataloader()))
+        torch.testing.assert_close(module(batch), _head(model, batch))
+
+
+def _head(model, batch):
+    x = batch["features"]
+    return model.forward_head(x.flatten(0, 1)).view(*x.shape[:2], -1).mean(1)
+
+
+def test_fit_on_decoded_clips_fills_meta_from_the_model(tiny, tmp_path):
+    dm = VideoDataModule(
+        root=str(tiny), clip_len=4, frame_interval=2, frame_size=SIZE, batch_size=2, num_clips=1
+    )
+    module = _module(dm.class_names)
+    trainer = _trainer(tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=1)
+    trainer.fit(module, datamodule=dm)
+    model, meta = load_checkpoint(tmp_path / "ckpt" / "last.ckpt")
+    assert meta.std == pytest.approx(list(module.model.std))
+    assert meta.extra["dataset"]["kind"] == "ucf101" and meta.clip_len == 4
+
+
+def _write_config(tmp: Path, tiny: Path, **data) -> Path:
+    cfg = {
+        "model": {"model_name": MODEL_NAME, "model_args": MODEL_ARGS, "lr": 0.01},
+        "data": {
+            "root": str(tiny), "clip_len": 6, "frame_interval": 2, "frame_size": SIZE,
+            "batch_size": 4, "num_clips": 2, **data,
+        },
+        "trainer": {"accelerator": "cpu", "max_epochs": 2, "enable_progress_bar": False},
+    }  # fmt: skip
+    path = tmp / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.slow
+def test_cli_fit_then_validate_and_evaluate(tiny, features, tmp_path):
+    from video_lstm.training.cli import main
+    from video_lstm.training.evaluate import evaluate_checkpoint
+
+    cfg = _write_config(tmp_path, tiny, features_dir=str(features))
+    cli = main(["fit", "--config", str(cfg)], root_dir=str(tmp_path / "runs"), name="t")
+    log_dir = Path(cli.trainer.log_dir)
+    resolved = yaml.safe_load((log_dir / "config.yaml").read_text())
+    assert resolved["data"]["features_dir"] == str(features)
+    assert resolved["trainer"]["precision"] == "32-true"
+    assert (log_dir / "metrics.csv").is_file() and list(log_dir.glob("events.out.tfevents*"))
+    last = log_dir / "checkpoints" / "last.ckpt"
+    assert len(read_val_curve(log_dir / "metrics.csv")) == 2
+    # resume: a third epoch from the last checkpoint
+    cli = main(
+        ["fit", "--config", str(cfg), "--trainer.max_epochs=3", f"--ckpt_path={last}"],
+        root_dir=str(tmp_path / "runs"),
+        name="t",
+    )
+    assert cli.trainer.current_epoch == 3
+    cli = main(["validate", "--config", str(cfg), f"--ckpt_path={last}"],
+               root_dir=str(tmp_path / "runs"), name="v")  # fmt: skip
+    assert "val/acc" in cli.trainer.callback_metrics
+
+    out = tmp_path / "eval"
+    metrics = evaluate_checkpoint(last, out, root=str(tiny), num_clips=2, batch_size=2)
+    with open(out / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == metrics["num_videos"] == 4
+    assert metrics["top1"] == pytest.approx(np.mean([r["true"] == r["predicted"] for r in rows]))
+    assert metrics["top5"] == 1.0  # 2 classes: top-k with k = 2
+    with open(out / "per_class.csv") as f:
+        assert [r["class"] for r in csv.DictReader(f)] == ["move_left", "move_right"]
+    assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert np.array(json.loads((out / "metrics.json").read_text())["confusion"]).sum() == 4
+
+
+@pytest.mark.slow
+def test_compare_writes_table_and_plot(tiny, features, tmp_path):
+    from video_lstm.training.compare import compare
+
+    base = _write_config(tmp_path, tiny, features_dir=str(features))
+    entry = tmp_path / "gru.yaml"
+    entry.write_text(
+        yaml.safe_dump({"model": {"model_args": {**MODEL_ARGS, "temporal": "convgru"}}})
+    )
+    rows = compare(
+        [base, entry], tmp_path / "cmp", base_configs=[base], names=["convlstm", "convgru"]
+    )
+    assert [r["temporal"] for r in rows] == ["convlstm", "convgru"]
+    assert all(r["epochs"] == 2 and 0 <= r["video_top1"] <= 1 for r in rows)
+    assert rows[0]["params_total"] > rows[0]["params_trained"] > 0
+    text = (tmp_path / "cmp" / "compare.md").read_text()
+    assert "convgru" in text and (tmp_path / "cmp" / "compare.png").is_file()
+
+
+def test_epochs_to_fraction():
+    assert epochs_to_fraction([0.1, 0.5, 0.85, 0.9, 1.0]) == 4
+    assert epochs_to_fraction([]) is None

@@ -1,0 +1,144 @@
+"""LightningCLI for training: ``fit``, ``validate``, ``test``, ``predict`` from YAML configs.
+
+Examples::
+
+    python tools/train.py fit --config configs/synthetic_demo.yaml
+    python tools/train.py fit --config configs/synthetic_demo.yaml --trainer.max_epochs 5
+    python tools/train.py fit --config configs/synthetic_demo.yaml --ckpt_path runs/.../last.ckpt
+    python tools/train.py test --config configs/synthetic_demo.yaml --ckpt_path best.ckpt
+
+Configs compose: ``--config configs/model/X.yaml --config configs/data/Y.yaml``. The data
+module's class names are linked into the model, precision is picked for the device when not
+given (fp32 on CPU, bf16/fp16 mixed on GPU), checkpoints keep the best and the last epoch and
+carry the inference metadata, CSV + TensorBoard logs and the resolved ``config.yaml`` go to
+``runs/<name>/version_N/``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from video_lstm.training.data import VideoDataModule
+from video_lstm.training.module import VideoLSTMModule, pick_precision
+
+
+def trainer_defaults(root_dir: str = "runs", name: str = "video_lstm") -> dict[str, Any]:
+    """Trainer defaults: CSV + TensorBoard logs under ``root_dir/name/version_N``, LR monitor.
+
+    Instances, not ``class_path`` dicts: LightningCLI does not instantiate dict defaults.
+    ``--trainer.logger`` / ``--trainer.callbacks`` in a config replace them.
+    """
+    csv_logger = CSVLogger(save_dir=root_dir, name=name)
+    # Same version folder for both loggers, so metrics.csv, events and config.yaml sit together.
+    tb_logger = TensorBoardLogger(
+        save_dir=root_dir, name=name, version=csv_logger.version, default_hp_metric=False
+    )
+    return {
+        "max_epochs": 20,
+        "log_every_n_steps": 10,
+        "logger": [csv_logger, tb_logger],
+        "callbacks": [LearningRateMonitor()],
+    }
+
+
+class VideoLSTMCLI(LightningCLI):
+    """LightningCLI with class-name linking, device precision, checkpointing and early stopping."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
+        # Always-on callbacks, configurable as --checkpoint.* and --early_stopping.*
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/acc",
+                "checkpoint.mode": "max",
+                "checkpoint.save_last": True,
+                "checkpoint.filename": "best-epoch{epoch:03d}",
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+        parser.add_lightning_class_args(EarlyStopping, "early_stopping")
+        parser.set_defaults(
+            {
+                "early_stopping.monitor": "val/acc",
+                "early_stopping.mode": "max",
+                "early_stopping.patience": 10,
+            }
+        )
+
+    def before_instantiate_classes(self) -> None:
+        cfg = self.config[self.subcommand] if self.subcommand else self.config
+        if cfg.trainer.get("precision") is None:
+            cfg.trainer.precision = pick_precision(str(cfg.trainer.get("accelerator") or "auto"))
+
+
+class _ParseOnly(VideoLSTMCLI):
+    def instantiate_classes(self) -> None:  # build the parser, instantiate nothing
+        pass
+
+
+@functools.cache
+def _parser() -> LightningArgumentParser:
+    cli = _ParseOnly(
+        VideoLSTMModule,
+        VideoDataModule,
+        args=[],
+        run=False,
+        trainer_defaults=trainer_defaults(),
+        seed_everything_default=0,
+        parser_kwargs={"default_env": False},
+    )
+    return cli.parser
+
+
+def parse_config(args: list[str]) -> Any:
+    """Parse and type-check training CLI arguments (``--config ...``) without instantiating.
+
+    Returns:
+        The resolved jsonargparse namespace (``.model``, ``.data``, ``.trainer``, ...), with the
+        precision filled in as :class:`VideoLSTMCLI` would.
+    """
+    cfg = _parser().parse_args(list(args))
+    if cfg.trainer.get("precision") is None:
+        cfg.trainer.precision = pick_precision(str(cfg.trainer.get("accelerator") or "auto"))
+    return cfg
+
+
+def main(
+    args: list[str] | None = None,
+    *,
+    run: bool = True,
+    root_dir: str = "runs",
+    name: str = "video_lstm",
+) -> VideoLSTMCLI:
+    """Run the training CLI (``fit`` / ``validate`` / ``test`` / ``predict``).
+
+    This is what ``tools/train.py`` and ``video-lstm train`` call.
+
+    Args:
+        args: Command-line arguments (``None``: ``sys.argv[1:]``).
+        run: ``False`` parses and instantiates only (no subcommand in ``args`` then).
+        root_dir: Default folder of the logs, checkpoints and resolved config.
+        name: Experiment name (sub-folder of ``root_dir``).
+
+    Returns:
+        The CLI object (``.trainer``, ``.model``, ``.datamodule``).
+    """
+    return VideoLSTMCLI(
+        VideoLSTMModule,
+        VideoDataModule,
+        args=args,
+        run=run,
+        trainer_defaults=trainer_defaults(root_dir, name),
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"default_env": False},
+    )
+
+
+__all__ = ["VideoLSTMCLI", "main", "parse_config", "trainer_defaults"]

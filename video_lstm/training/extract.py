@@ -1,0 +1,89 @@
+"""Fill a feature cache for a training config (the model's frozen backbone, the data's videos).
+
+    python tools/extract_features.py --config configs/data/synthetic.yaml \\
+        --config configs/compare/lstm.yaml [--device cuda] [--subsets train test]
+
+The training config decides everything: the model (its backbone, stage, pooling, frame size),
+the dataset (root, layout, split), ``frame_interval``, ``decode_size`` and ``data.features_dir``.
+Interrupted runs resume (finished per-video files are kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def extract_for_config(
+    config_args: list[str],
+    *,
+    subsets: tuple[str, ...] = ("train", "test"),
+    device: str = "cpu",
+    chunk_frames: int = 64,
+    progress: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Cache per-frame features for each subset into ``<data.features_dir>/<subset>``.
+
+    Args:
+        config_args: Training CLI arguments without a subcommand (``--config ...`` etc.).
+        subsets: ``"train"`` and/or ``"test"`` (the held-out subset).
+        device: Where the backbone runs.
+        chunk_frames: Frames per backbone pass.
+        progress: Show progress bars.
+
+    Returns:
+        ``{subset: index}`` as written to each ``index.json``.
+
+    Raises:
+        ValueError: The config has no ``data.features_dir``.
+    """
+    from video_lstm.data.features import extract_features
+    from video_lstm.training.cli import main
+
+    cli = main(list(config_args), run=False)
+    dm, model = cli.datamodule, cli.model.model
+    if not dm.features_dir:
+        raise ValueError("the config sets no data.features_dir: where should the cache go?")
+    result = {}
+    for subset in subsets:
+        manifest = dm.manifest(subset)
+        out = Path(dm.features_dir) / subset
+        index = extract_features(
+            model,
+            [(str(p), y) for p, y in manifest.samples],
+            manifest.class_names,
+            out,
+            frame_size=dm.frame_size,
+            frame_interval=dm.frame_interval,
+            decode_size=dm.decode_size,
+            chunk_frames=chunk_frames,
+            device=device,
+            progress=progress,
+        )
+        log.info("%s: %d videos cached, %d failed", out, len(index["videos"]), len(index["failed"]))
+        result[subset] = index
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Command line of :func:`extract_for_config` (``tools/extract_features.py``)."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--subsets", nargs="+", default=["train", "test"], choices=["train", "test"])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--chunk-frames", type=int, default=64)
+    p.add_argument("--no-progress", action="store_true")
+    args, rest = p.parse_known_args(argv)
+    if not rest:
+        p.error("give the training config, e.g. --config configs/compare/lstm.yaml")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return extract_for_config(
+        rest,
+        subsets=tuple(args.subsets),
+        device=args.device,
+        chunk_frames=args.chunk_frames,
+        progress=not args.no_progress,
+    )
