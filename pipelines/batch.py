@@ -219,7 +219,7 @@ def run_folder(
     chunk_size: int = 64,
     frame_batch: int = 32,
     window_batch: int = 64,
-    prefetch: int = 2,
+    prefetch: int = 0,
     save_window_scores: bool = False,
     device: str = "auto",
     precision: str = "auto",
@@ -252,7 +252,8 @@ def run_folder(
         chunk_size: Sampled frames decoded per chunk.
         frame_batch: Frames per CNN pass.
         window_batch: Windows per temporal-model pass.
-        prefetch: Chunks decoded ahead in a background thread (0 = decode inline).
+        prefetch: Chunks decoded ahead in a background thread (0 = decode inline; on 2 CPU
+            cores the thread competed with the CNN and was slower, so it is off by default).
         save_window_scores: Also store per-window probabilities in the JSON.
         device: ``auto``, ``cpu``, ``cuda``.
         precision: ``auto``, ``fp32``, ``bf16``, ``fp16`` (half precision only on CUDA).
