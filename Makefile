@@ -25,7 +25,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 demo: $(STAMP)
-	$(PY) tools/demo.py --out demo_output
+	$(VENV)/bin/video-lstm demo --out_dir demo_output
 
 bench: $(STAMP)
 	$(PY) tools/bench_decode.py

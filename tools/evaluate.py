@@ -6,17 +6,7 @@
 Every option is a keyword of ``video_lstm.training.evaluate.evaluate_checkpoint`` (see --help).
 """
 
-from jsonargparse import CLI
-
-from video_lstm.training.evaluate import evaluate_checkpoint
-
-
-def main(argv: list[str] | None = None) -> None:
-    metrics = CLI(evaluate_checkpoint, args=argv, as_positional=True)
-    print(
-        f"top-1 {metrics['top1']:.4f}  top-5 {metrics['top5']:.4f}  ({metrics['num_videos']} videos)"
-    )
-
+from video_lstm.training.evaluate import main
 
 if __name__ == "__main__":
     main()

@@ -4,20 +4,9 @@ Example:
     python tools/run_pipeline.py videos/ model.pt out/ --limit 10 --dry_run true
 """
 
-from __future__ import annotations
-
 import sys
 
-from jsonargparse import CLI
-
-from pipelines.batch import run_folder
-
-
-def main(argv: list[str] | None = None) -> int:
-    summary = CLI(run_folder, args=argv, as_positional=True)
-    print(summary.format())
-    return summary.exit_code
-
+from pipelines.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["run", *sys.argv[1:]]))

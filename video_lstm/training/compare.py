@@ -8,6 +8,7 @@ logs, checkpoints and resolved config go to ``out_dir/<name>/version_N``.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import logging
 import math
@@ -166,3 +167,19 @@ def plot_comparison(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(
+        description="Train several configs on the same data; write a table (CSV + markdown) and a plot. Arguments after -- go to every training run."
+    )
+    p.add_argument("--configs", nargs="+", required=True, help="one YAML per compared model")
+    p.add_argument("--base", nargs="*", default=[], help="shared YAMLs (data, trainer)")
+    p.add_argument("--names", nargs="*", default=None, help="row names (default: file stems)")
+    p.add_argument("--out", default="runs/compare")
+    p.add_argument("extra", nargs="*", help="extra training CLI arguments (after --)")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    rows = compare(a.configs, a.out, base_configs=a.base, extra_args=a.extra, names=a.names)
+    print((Path(a.out) / "compare.md").read_text())
+    print(f"{len(rows)} runs; table and plot in {a.out}")

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from jsonargparse import CLI
 from torch.utils.data import DataLoader
 
 from video_lstm.data.features import adapt_features
@@ -189,3 +190,10 @@ def _sample_paths(dataset: Any) -> list[str]:
     if hasattr(dataset, "samples"):
         return [str(p) for p, _ in dataset.samples]
     return [v["path"] for v in dataset.videos]
+
+
+def main(argv: list[str] | None = None) -> None:
+    metrics = CLI(evaluate_checkpoint, args=argv, as_positional=True)
+    print(
+        f"top-1 {metrics['top1']:.4f}  top-5 {metrics['top5']:.4f}  ({metrics['num_videos']} videos)"
+    )
