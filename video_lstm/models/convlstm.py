@@ -4,9 +4,9 @@ Layout is batch-first ``(B, T, C, H, W)``. Both layers are stateful: ``forward(x
 takes and returns one state per layer (and direction), so a long video can be processed in
 chunks and give the same result as the whole sequence at once.
 
-Speed: the input-to-gates convolution does not depend on the recurrence, so it runs once over
-all timesteps with time folded into the batch (one large convolution instead of ``T`` small
-ones); only the hidden-to-gates convolution stays inside the time loop. The loop walks the
+Speed: the input-to-gates convolution does not depend on the recurrence, so it runs over many
+timesteps per call with time folded into the batch (all of them on GPU, blocks of about 16
+frames on CPU, where oneDNN slows down on larger batches: see :func:`input_gates`); only the hidden-to-gates convolution stays inside the time loop. The loop walks the
 timesteps with ``unbind`` rather than ``x[:, t]`` indexing (indexing made backward 1.5x slower
 in our measurements). ``tools/bench_models.py`` compares this with the plain step-by-step form
 that concatenates input and hidden state and runs one convolution per step.
@@ -14,6 +14,7 @@ that concatenates input and hidden state and runs one convolution per step.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal
 
 import torch
@@ -59,6 +60,24 @@ class _SameConv2d(nn.Conv2d):
 def _fold_time(x: Tensor) -> Tensor:
     b, t = x.shape[:2]
     return x.reshape(b * t, *x.shape[2:])  # (B*T, C, H, W)
+
+
+# oneDNN convolutions on CPU slow down on large batches (cache): at 64x28x28 -> 256 channels, one
+# call over 64 frames took 122 ms, four calls over 16 frames 87 ms. On CPU the input-to-gates conv
+# therefore runs over time blocks of about this many frames; on GPU over all steps at once.
+CPU_FRAMES_PER_CONV = 16
+
+
+def input_gates(conv: nn.Module, x: Tensor) -> Iterator[Tensor]:
+    """Yield ``conv(x_t)`` for each step of ``x`` ``(B, T, C, H, W)``, computed for many steps per call.
+
+    Only the hidden-to-gates convolution is left inside the time loop.
+    """
+    b, t = x.shape[:2]
+    block = t if x.device.type != "cpu" else max(1, CPU_FRAMES_PER_CONV // b)
+    for xs in x.split(block, dim=1):  # (B, t_block, C, H, W)
+        gates = conv(_fold_time(xs))  # (B*t_block, G, H, W)
+        yield from gates.view(b, xs.shape[1], *gates.shape[1:]).unbind(1)
 
 
 class ConvLSTMCell(nn.Module):
@@ -146,12 +165,13 @@ class ConvLSTMCell(nn.Module):
             c = torch.sigmoid(i) * torch.tanh(g)
         else:
             h_prev, c_prev = state
-            gates = x_gates + self.conv_h(h_prev)
+            gates = self.conv_h(h_prev).add_(x_gates)  # in place on the fresh conv output
             i, f, g, o = gates.chunk(4, dim=1)
             if self.w_ci is not None:
                 i = i + self.w_ci * c_prev
                 f = f + self.w_cf * c_prev
-            c = torch.sigmoid(f) * c_prev + torch.sigmoid(i) * torch.tanh(g)
+            # c_t = f_t * c_{t-1} + i_t * g_t, fused as addcmul
+            c = torch.addcmul(torch.sigmoid(f) * c_prev, torch.sigmoid(i), torch.tanh(g))
         if self.w_co is not None:
             o = o + self.w_co * c
         h = torch.sigmoid(o) * torch.tanh(c)
@@ -167,11 +187,8 @@ class ConvLSTMCell(nn.Module):
         Returns:
             ``(out, (h_T, c_T))`` with ``out`` of shape ``(B, T, hidden, H, W)``.
         """
-        b, t = x.shape[:2]
-        x_gates = self.conv_x(_fold_time(x))  # (B*T, 4*hidden, H, W): all steps in one call
-        x_gates = x_gates.view(b, t, *x_gates.shape[1:])  # (B, T, 4*hidden, H, W)
         outs = []
-        for xg in x_gates.unbind(1):
+        for xg in input_gates(self.conv_x, x):  # (B, 4*hidden, H, W) per step
             state = self.step(xg, state)
             outs.append(state[0])
         return torch.stack(outs, dim=1), state  # (B, T, hidden, H, W)
@@ -226,12 +243,9 @@ class ConvGRUCell(nn.Module):
         Returns:
             ``(out, h_T)`` with ``out`` of shape ``(B, T, hidden, H, W)``.
         """
-        b, t = x.shape[:2]
-        x_gates = self.conv_x(_fold_time(x))  # (B*T, 3*hidden, H, W)
-        x_gates = x_gates.view(b, t, *x_gates.shape[1:])  # (B, T, 3*hidden, H, W)
         outs = []
         h = state
-        for xg in x_gates.unbind(1):
+        for xg in input_gates(self.conv_x, x):  # (B, 3*hidden, H, W) per step
             h = self.step(xg, h)
             outs.append(h)
         return torch.stack(outs, dim=1), h
