@@ -44,6 +44,7 @@ def run_demo(
     sequences: int = 3,
     max_epochs: int = 15,
     seed: int = 0,
+    threshold: float = 0.3,
     config: str = str(CONFIG),
 ) -> DemoSummary:
     """Make data, train the compact model on cached features, annotate the demo videos.
@@ -54,6 +55,8 @@ def run_demo(
         sequences: Demo videos, each several actions in a row.
         max_epochs: Training epochs on the feature cache.
         seed: Seed of the dataset and of training.
+        threshold: Minimum smoothed probability of an action frame (lower than the pipeline's
+            0.5 default: the briefly trained demo model is not confident).
         config: Training config (model + data) the demo starts from.
 
     Returns:
@@ -114,7 +117,7 @@ def run_demo(
 
     annotated = out / "annotated"
     print(f"[4/4] annotating the demo videos in {data / 'demo'} -> {annotated}")
-    summary = run_folder(str(data / "demo"), str(checkpoint), str(annotated))
+    summary = run_folder(str(data / "demo"), str(checkpoint), str(annotated), threshold=threshold)
     print(summary.format())
 
     scores = []
