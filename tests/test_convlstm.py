@@ -174,6 +174,25 @@ def test_convgru_matches_reference(hidden: list[int], kernel: int) -> None:
         torch.testing.assert_close(h, rh)
 
 
+@pytest.mark.parametrize("kernel", [3, 2])
+def test_inference_path_matches_reference(kernel: int) -> None:
+    # Without autograd the CPU path runs channels_last over time blocks (B=2: 8 steps a block),
+    # so T=11 crosses a block boundary.
+    torch.manual_seed(3)
+    x = torch.randn(2, 11, 3, 7, 6)
+    lstm = ConvLSTM(3, [6, 5], kernel_sizes=kernel, peephole="channel")
+    gru = ConvGRU(3, [6, 5], kernel_sizes=kernel)
+    _randomise(lstm)
+    _randomise(gru)
+    with torch.inference_mode():
+        out, _ = lstm(x)
+        ref_out, _ = RefConvLSTM(lstm)(x)
+        gru_out, _ = gru(x)
+        gru_ref, _ = RefConvGRU(gru)(x)
+    torch.testing.assert_close(out, ref_out)
+    torch.testing.assert_close(gru_out, gru_ref)
+
+
 @pytest.mark.parametrize("cls", [ConvLSTM, ConvGRU])
 def test_streaming_in_chunks_equals_whole_sequence(cls: type) -> None:
     torch.manual_seed(2)

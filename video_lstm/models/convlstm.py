@@ -76,7 +76,12 @@ def input_gates(conv: nn.Module, x: Tensor) -> Iterator[Tensor]:
     b, t = x.shape[:2]
     block = t if x.device.type != "cpu" else max(1, CPU_FRAMES_PER_CONV // b)
     for xs in x.split(block, dim=1):  # (B, t_block, C, H, W)
-        gates = conv(_fold_time(xs))  # (B*t_block, G, H, W)
+        flat = _fold_time(xs)  # (B*t_block, C, H, W)
+        if x.device.type == "cpu" and not torch.is_grad_enabled():
+            # Inference on CPU: channels_last made the forward 1.08x (was 1.04x) against the
+            # reference, but slowed forward+backward from 1.10x to 1.01x, so training skips it.
+            flat = flat.contiguous(memory_format=torch.channels_last)
+        gates = conv(flat)  # (B*t_block, G, H, W)
         yield from gates.view(b, xs.shape[1], *gates.shape[1:]).unbind(1)
 
 
