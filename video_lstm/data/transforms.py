@@ -199,24 +199,6 @@ class TrainTransform:
         return normalize(x, self.mean, self.std)
 
 
-def train_transform(
-    *,
-    size: int,
-    mean: Sequence[float],
-    std: Sequence[float],
-    scale: tuple[float, float] = (0.6, 1.0),
-    hflip_prob: float = 0.0,
-    jitter: float = 0.1,
-    seed: int | None = None,
-) -> TrainTransform:
-    """The training preset (see :class:`TrainTransform`)."""
-    return TrainTransform(
-        size=size, mean=mean, std=std, scale=scale, hflip_prob=hflip_prob, jitter=jitter, seed=seed
-    )
-
-
-def eval_transform(
-    *, size: int, mean: Sequence[float], std: Sequence[float], resize: int | None = None
-) -> EvalTransform:
-    """The evaluation preset (see :class:`EvalTransform`)."""
-    return EvalTransform(size=size, mean=mean, std=std, resize=resize)
+# The presets by their functional names (``train_transform(size=..., mean=..., std=...)``).
+train_transform = TrainTransform
+eval_transform = EvalTransform
