@@ -14,6 +14,16 @@ fills the clip past the last frame:
 
 - ``"repeat_last"`` (default): indices are clamped, so the last frame repeats;
 - ``"loop"``: indices wrap around to the start, so the motion repeats.
+
+Sliding windows are given by their start steps (an int64 ``(W,)`` array; window ``w`` covers steps
+``[starts[w], starts[w] + window)``). :func:`window_steps`, :func:`window_frames` and
+:func:`window_frame_spans` turn starts into step indices, source frame indices and source-frame
+spans ``[start, end)``. The inference pipeline decodes frames ``0, k, 2k, ...``
+(:func:`sampled_frames`), slides windows over those steps (:func:`sliding_window_starts`) and
+reports each window's source-frame span.
+
+Bad arguments (``num_frames <= 0``, ``clip_len < 1``, a non-integer count, an unknown ``short``)
+raise ``ValueError``.
 """
 
 from __future__ import annotations
@@ -27,6 +37,9 @@ Short = Literal["repeat_last", "loop"]
 
 def _check_positive(**values: int) -> None:
     for name, value in values.items():
+        # bool is an int subclass; True as a clip length is a bug, not 1.
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
 
@@ -77,7 +90,8 @@ def clip_starts(
         return np.array([rng.integers(0, last + 1)], dtype=np.int64)
     if num_clips == 1:
         return np.array([last // 2], dtype=np.int64)
-    return np.round(np.linspace(0, last, num_clips)).astype(np.int64)
+    # floor(x + 0.5): half rounds up (np.round would round half to even: 2.5 -> 2 but 3.5 -> 4).
+    return np.floor(np.linspace(0, last, num_clips) + 0.5).astype(np.int64)
 
 
 def clip_indices(
@@ -141,7 +155,8 @@ def sliding_window_starts(num_steps: int, window: int, stride: int) -> np.ndarra
 
     Windows start every ``stride`` steps; when that leaves steps after the last window, one more
     window is added that ends exactly at the last step. A sequence shorter than ``window`` gets one
-    window at 0 (filled by the ``short`` rule of whoever takes it).
+    window at 0 (filled by the ``short`` rule of whoever takes it). Every step is covered when
+    ``stride <= window``; a larger stride skips steps between windows (sparse views).
 
     Args:
         num_steps: Length of the (subsampled) sequence.
@@ -166,6 +181,44 @@ def sampled_frames(num_frames: int, frame_interval: int = 1) -> np.ndarray:
     return np.arange(0, num_frames, frame_interval, dtype=np.int64)
 
 
+def window_steps(
+    starts: np.ndarray, *, window: int, num_steps: int, short: Short = "repeat_last"
+) -> np.ndarray:
+    """Step indices of windows ``[start, start + window)`` over a sequence of ``num_steps``.
+
+    Args:
+        starts: Window starts in steps (e.g. from :func:`sliding_window_starts`).
+        window: Steps per window.
+        num_steps: Length of the sequence; steps past its end follow ``short``.
+        short: Rule for windows that run past the end (only when ``num_steps < window``).
+
+    Returns:
+        int64 ``(W, window)`` indices in ``[0, num_steps)``.
+    """
+    _check_positive(window=window, num_steps=num_steps)
+    starts = np.asarray(starts, dtype=np.int64).reshape(-1)
+    return fit_to_length(starts[:, None] + np.arange(window)[None, :], num_steps, short)
+
+
+def window_frames(
+    starts: np.ndarray,
+    *,
+    window: int,
+    num_frames: int,
+    frame_interval: int = 1,
+    short: Short = "repeat_last",
+) -> np.ndarray:
+    """Source frame indices of windows whose ``starts`` are in sampled steps.
+
+    Step ``i`` is source frame ``i * frame_interval`` (see :func:`sampled_frames`).
+
+    Returns:
+        int64 ``(W, window)`` source frame indices, to pass to the decoder.
+    """
+    frames = sampled_frames(num_frames, frame_interval)
+    return frames[window_steps(starts, window=window, num_steps=len(frames), short=short)]
+
+
 def dense_clips(
     num_frames: int,
     *,
@@ -186,10 +239,11 @@ def dense_clips(
     Returns:
         int64 ``(W, clip_len)`` source frame indices; the last clip ends at the last sampled frame.
     """
-    frames = sampled_frames(num_frames, frame_interval)
-    starts = sliding_window_starts(len(frames), clip_len, stride or clip_len)
-    steps = fit_to_length(starts[:, None] + np.arange(clip_len)[None, :], len(frames), short)
-    return frames[steps]
+    num_steps = len(sampled_frames(num_frames, frame_interval))
+    starts = sliding_window_starts(num_steps, clip_len, clip_len if stride is None else stride)
+    return window_frames(
+        starts, window=clip_len, num_frames=num_frames, frame_interval=frame_interval, short=short
+    )
 
 
 def window_frame_spans(
@@ -198,7 +252,15 @@ def window_frame_spans(
     """Source-frame spans ``[start, end)`` of windows given in sampled steps.
 
     A window of steps ``[s, s + window)`` covers the source frames from ``s * k`` up to the frame
-    before the next window step, ``(s + window) * k``, clipped to the video.
+    before the next window step, ``(s + window) * k``, clipped to the video: the frames between
+    two sampled frames belong to the windows holding the earlier one, so the spans of windows from
+    :func:`sliding_window_starts` cover every source frame.
+
+    Args:
+        starts: Window starts in sampled steps.
+        window: Steps per window.
+        frame_interval: ``k``, source frames per step.
+        num_frames: Frames in the source video.
 
     Returns:
         int64 ``(W, 2)`` spans.
