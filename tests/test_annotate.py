@@ -187,8 +187,8 @@ def test_interrupted_annotation_leaves_no_final_files(checkpoint, video, tmp_pat
         def __getattr__(self, name):
             return getattr(self._reader, name)
 
-        def iter_chunks(self, chunk_size, step=1):
-            yield next(iter(self._reader.iter_chunks(chunk_size, step)))
+        def iter_chunks(self, chunk_size, step=1, **kwargs):
+            yield next(iter(self._reader.iter_chunks(chunk_size, step, **kwargs)))
             raise RuntimeError("interrupted mid-video")
 
     monkeypatch.setattr(
@@ -310,3 +310,40 @@ def test_end_to_end_finds_the_actions(trained_checkpoint, tmp_path):
         assert found.score > 0.5
     clips = sorted((tmp_path / "out" / "clips").rglob("*.mp4"))
     assert sorted(c.parent.name for c in clips) == sorted(label for label, _, _ in truth)
+
+
+# ------------------------------------------------------------------------------ CUDA == CPU
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("precision", ["auto", "fp16"])
+def test_cuda_annotation_equals_cpu(trained_checkpoint, tmp_path, precision):
+    """Pinned transfers, GPU preprocessing and half-precision autocast give the CPU's window
+    scores within half-precision tolerance, and the same segments."""
+    rng = np.random.default_rng(2)
+    plan = [("none", 10), ("red", 30), ("blue", 25), ("none", 15), ("green", 30)]
+    src = tmp_path / "colours.mp4"
+    with VideoWriter(src, fps=25, width=64, height=64, crf=12) as w:
+        w.write(np.concatenate([colour_frames(label, n, rng) for label, n in plan]))
+    kw = dict(
+        stride=1, smoothing_s=0.2, min_duration_s=0.3, background="none", chunk_size=16,
+        save_window_scores=True, progress=False,
+    )  # fmt: skip
+    cpu = annotate_video(
+        str(src), str(trained_checkpoint), str(tmp_path / "cpu"), device="cpu", **kw
+    )
+    gpu = annotate_video(
+        str(src), str(trained_checkpoint), str(tmp_path / "gpu"), device="cuda",
+        precision=precision, **kw,
+    )  # fmt: skip
+    assert gpu.settings["device"].startswith("cuda")
+    assert gpu.settings["precision"] in ("bf16", "fp16")
+    np.testing.assert_array_equal(gpu.windows.spans, cpu.windows.spans)
+    assert gpu.windows.probs.dtype == np.float32
+    np.testing.assert_allclose(gpu.windows.probs, cpu.windows.probs, rtol=0, atol=0.05)
+    assert [s.label for s in gpu.segments] == [s.label for s in cpu.segments]
+    for a, b in zip(gpu.segments, cpu.segments, strict=True):
+        assert abs(a.start_frame - b.start_frame) <= 1 and abs(a.end_frame - b.end_frame) <= 1
+    doc = json.loads((tmp_path / "gpu" / "colours.json").read_text())
+    assert doc["settings"]["precision"] == gpu.settings["precision"]

@@ -201,3 +201,36 @@ def test_compare_writes_table_and_plot(tiny, features, tmp_path):
 def test_epochs_to_fraction():
     assert epochs_to_fraction([0.1, 0.5, 0.85, 0.9, 1.0]) == 4
     assert epochs_to_fraction([]) is None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_precision_and_short_fit_reloads_on_cpu(tiny, tmp_path):
+    precision = pick_precision("gpu")
+    assert precision == ("bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed")
+    assert pick_precision("auto") == precision
+    dm = VideoDataModule(
+        root=str(tiny), clip_len=4, frame_interval=2, frame_size=SIZE, batch_size=2, num_clips=1
+    )
+    module = _module(dm.class_names)
+    trainer = L.Trainer(
+        accelerator="gpu",
+        devices=1,
+        precision=precision,
+        logger=CSVLogger(tmp_path, name="run"),
+        callbacks=[ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        max_epochs=2,
+    )
+    trainer.fit(module, datamodule=dm)
+    losses = read_val_curve(Path(trainer.logger.log_dir) / "metrics.csv", "train/loss_epoch")
+    assert len(losses) == 2 and all(np.isfinite(losses)), losses
+    # The checkpoint of a GPU run loads on the CPU and predicts what the trained model does.
+    model, meta = load_checkpoint(tmp_path / "ckpt" / "last.ckpt")
+    assert next(model.parameters()).device.type == "cpu" and meta.clip_len == 4
+    item = dm.build_dataset("test", train=False)[0]
+    module.model.cpu().eval()
+    with torch.inference_mode():
+        torch.testing.assert_close(model(item["clip"]), module.model(item["clip"]))
