@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
+from video_lstm.io.decode import open_video
 from video_lstm.io.write import (
     AnnotationStyle,
     Overlay,
@@ -19,6 +21,7 @@ from video_lstm.io.write import (
     clip_path,
     cut_clip,
     format_timestamp,
+    rgb_to_i420,
     write_annotated_video,
     write_json,
     write_segments_csv,
@@ -248,10 +251,72 @@ def test_overlay_no_action_text_and_validation():
         AnnotationStyle(bar_alpha=1.5)
 
 
-def test_write_annotated_video_roundtrip(tmp_path):
+def smooth_frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
+    """Random smooth colour frames that survive 4:2:0 (as decoded video does)."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (n, h // 8, w // 8, 3), dtype=np.uint8)
+    frames = [cv2.resize(f, (w, h), interpolation=cv2.INTER_CUBIC) for f in small]
+    return np.stack([cv2.cvtColor(rgb_to_i420(f), cv2.COLOR_YUV2RGB_I420) for f in frames])
+
+
+def test_rgb_to_i420_matches_swscale():
+    frame = smooth_frames(1, 48, 64)[0]
+    sws = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p")
+    diff = np.abs(rgb_to_i420(frame).astype(int) - sws.to_ndarray().astype(int))
+    assert diff.max() <= 4 and diff.mean() < 0.5
+    # Chroma is the 2x2 mean (OpenCV alone would take the top-left pixel: U 90, V 240).
+    red_dots = np.zeros((4, 4, 3), dtype=np.uint8)
+    red_dots[0::2, 0::2, 0] = 255
+    np.testing.assert_allclose(rgb_to_i420(red_dots)[4:].reshape(-1), [119] * 4 + [156] * 4, atol=1)
+
+
+@pytest.mark.parametrize(
+    "w, h, style",
+    [
+        (128, 96, None),
+        (66, 50, AnnotationStyle(margin=0.03, no_action_text="none")),  # odd margin and bar
+    ],
+)
+def test_overlay_draw_i420_equals_draw_then_convert(w, h, style):
+    n = 12
+    frames = smooth_frames(n, h, w)
+    segs = [Segment(0, 20, "walk", 0.9, 0.0, 0.8), Segment(30, 50, "wave", 0.8, 1.2, 2.0)]
+    overlay = Overlay(NAMES, num_frames=50, width=w, height=h, segments=segs, style=style)
+    labels = np.array([0, 0, 1, 2, -1, 1, 0, 2, 2, -1, 0, 1])
+    scores = np.linspace(0.3, 0.99, n)
+    expect = np.stack([rgb_to_i420(f) for f in overlay.draw(frames, 7, labels, scores)])
+    planes = np.stack([rgb_to_i420(f) for f in frames])
+    got = overlay.draw_i420(planes, 7, labels, scores)
+    assert got is planes  # in place
+    np.testing.assert_allclose(got, expect, atol=1, rtol=0)
+    with pytest.raises(ValueError, match="I420"):
+        overlay.draw_i420(frames, 7, labels, scores)
+
+
+def test_reader_i420_planes_are_the_decoders(tmp_path):
+    src = make_video(tmp_path / "src.mp4", 10)
+    with av.open(str(src)) as c:
+        expect = np.stack([f.to_ndarray(format="yuv420p") for f in c.decode(video=0)])
+    with open_video(src, backend="pyav") as r:
+        assert r.supports_i420
+        np.testing.assert_array_equal(r.get_frames([3, 1], pixel_format="yuv420p"), expect[[3, 1]])
+        chunks = [f for _, f in r.iter_chunks(4, pixel_format="yuv420p")]
+        np.testing.assert_array_equal(np.concatenate(chunks), expect)
+    with open_video(src, backend="pyav", size=32) as r:
+        assert not r.supports_i420
+        with pytest.raises(ValueError, match="yuv420p"):
+            r.get_frames([0], pixel_format="yuv420p")
+
+
+@pytest.mark.parametrize("via", ["rgb", "i420"])
+def test_write_annotated_video_roundtrip(tmp_path, via):
     n, w, h = 30, 128, 96
     src = make_video(tmp_path / "src.mkv", n, codec="ffv1", size=(w, h))
     reader = DecodedVideo(src)
+    if via == "i420":  # the real reader: drawn on its yuv420p planes
+        reader = open_video(src, backend="pyav")
+        assert reader.supports_i420
+        reader.frames = DecodedVideo(src).frames
     labels = np.array([0] * 15 + [-1] * 5 + [1] * 10)
     scores = np.full(n, 0.9)
     segs = [Segment(0, 15, "walk", 0.9, 0.0, 0.6), Segment(20, 30, "jump", 0.9, 0.8, 1.2)]
@@ -297,9 +362,14 @@ def test_cut_clip_ffv1_bit_exact(tmp_path):
     assert fps == pytest.approx(25)
 
 
-def test_cut_clip_h264_long_gop_is_frame_exact(tmp_path):
+@pytest.mark.parametrize("via", ["rgb", "i420"])
+def test_cut_clip_h264_long_gop_is_frame_exact(tmp_path, via):
     # One keyframe for the whole source: a stream copy could only start at frame 0.
     reader = DecodedVideo(make_video(tmp_path / "src.mp4", 120, gop=250))
+    if via == "i420":
+        frames = reader.frames
+        reader = open_video(tmp_path / "src.mp4", backend="pyav")
+        reader.frames = frames
     assert [read_index(f) for f in reader.frames] == list(range(120))
     out = cut_clip(reader, 53, 97, clip_path(tmp_path, "jump", "src", 53, 97), chunk_size=16)
     frames, _ = decode_all(out)

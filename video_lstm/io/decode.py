@@ -214,6 +214,7 @@ class _PyAVSource:
         self.width, self.height = width, height
         self.resize = (width, height) != (probe.width, probe.height)
         self.threads = threads
+        self.pixel_format = "rgb24"  # set per read by VideoReader
         self.pts_to_index = {int(p): i for i, p in enumerate(probe.pts)}
         self._open()
         self._used = False  # whether the container has been read since it was opened
@@ -255,6 +256,8 @@ class _PyAVSource:
                     yield index, frame
 
     def _to_array(self, frame: av.VideoFrame) -> np.ndarray:
+        if self.pixel_format == "yuv420p" and not self.resize:
+            return frame.to_ndarray(format="yuv420p")  # (H * 3 // 2, W): no conversion
         if self.resize:
             return frame.to_ndarray(
                 format="rgb24", width=self.width, height=self.height, interpolation="BILINEAR"
@@ -547,14 +550,20 @@ class VideoReader:
             )
         return np.where(idx < 0, idx + n, idx)
 
-    def get_frames(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+    def get_frames(
+        self, indices: Sequence[int] | np.ndarray, *, pixel_format: str = "rgb24"
+    ) -> np.ndarray:
         """Decode frames by index, in the order given (repeats allowed).
 
         Args:
             indices: Frame indices; negatives count from the end (``-1`` = last frame).
+            pixel_format: ``"rgb24"``, or ``"yuv420p"`` for the decoder's own I420 planes with
+                no colour conversion (PyAV backend, even size, no resize: what the H.264
+                writers want, see :meth:`supports_i420`).
 
         Returns:
-            ``(N, H, W, 3)`` uint8 RGB, ``out[k]`` is frame ``indices[k]``.
+            ``(N, H, W, 3)`` uint8 RGB, ``out[k]`` is frame ``indices[k]``; for ``yuv420p``
+            ``(N, H * 3 // 2, W)`` (Y, then U and V packed).
 
         Raises:
             FrameIndexError: An index outside ``[-num_frames, num_frames)``.
@@ -562,20 +571,41 @@ class VideoReader:
         """
         if self._source is None:
             raise ValueError(f"{self.path}: reader is closed")
+        if pixel_format not in ("rgb24", "yuv420p"):
+            raise ValueError(f"pixel_format must be 'rgb24' or 'yuv420p', got {pixel_format!r}")
+        if pixel_format == "yuv420p" and not self.supports_i420:
+            raise ValueError(
+                f"{self.path}: yuv420p frames need the PyAV backend, an even size and no "
+                f"resize (backend {self.backend}, {self.width}x{self.height})"
+            )
         idx = self._normalize(indices)
+        shape = (self.height, self.width, 3)
+        if pixel_format == "yuv420p":
+            shape = (self.height * 3 // 2, self.width)
         if idx.size == 0:
-            return np.empty((0, self.height, self.width, 3), dtype=np.uint8)
+            return np.empty((0, *shape), dtype=np.uint8)
         ascending = idx.size == 1 or bool(np.all(idx[1:] > idx[:-1]))
         if ascending:
             targets, inverse = idx, None
         else:
             targets, inverse = np.unique(idx, return_inverse=True)
-        frames = self._read(targets)
+        frames = self._read(targets, shape, pixel_format)
         return frames if inverse is None else frames[inverse]
 
-    def _read(self, targets: np.ndarray) -> np.ndarray:
+    @property
+    def supports_i420(self) -> bool:
+        """Whether ``pixel_format="yuv420p"`` works: PyAV, even size, decoded at source size."""
         source = self._source
-        out = np.empty((len(targets), self.height, self.width, 3), dtype=np.uint8)
+        return (
+            isinstance(source, _PyAVSource)
+            and not source.resize
+            and self.width % 2 == 0
+            and self.height % 2 == 0
+        )
+
+    def _read(self, targets: np.ndarray, shape: tuple[int, ...], pixel_format: str) -> np.ndarray:
+        source = self._source
+        out = np.empty((len(targets), *shape), dtype=np.uint8)
         if isinstance(source, _DecordSource):
             try:
                 source.read(targets, out)
@@ -585,10 +615,13 @@ class VideoReader:
                     self.path, f"decord failed to decode: {_first_line(exc)}"
                 ) from None
         else:
+            source.pixel_format = pixel_format
             source.read(targets, out)
         return out
 
-    def iter_chunks(self, chunk_size: int, step: int = 1) -> Iterator[tuple[int, np.ndarray]]:
+    def iter_chunks(
+        self, chunk_size: int, step: int = 1, *, pixel_format: str = "rgb24"
+    ) -> Iterator[tuple[int, np.ndarray]]:
         """Stream the video in chunks (bounded memory).
 
         Chunk ``k`` holds the frames ``start, start + step, ..., start + (n - 1) * step`` where
@@ -600,16 +633,18 @@ class VideoReader:
         Args:
             chunk_size: Frames per chunk (after subsampling).
             step: Keep every ``step``-th frame.
+            pixel_format: ``"rgb24"`` or ``"yuv420p"`` (see :meth:`get_frames`).
 
         Yields:
-            ``(start, frames)`` with ``frames`` ``(n, H, W, 3)`` uint8 RGB.
+            ``(start, frames)`` with ``frames`` ``(n, H, W, 3)`` uint8 RGB (or I420 planes),
+            a new array each time (callers may draw on it).
         """
         if chunk_size <= 0 or step <= 0:
             raise ValueError(f"chunk_size and step must be positive, got {chunk_size}, {step}")
         span = chunk_size * step
         for start in range(0, self.num_frames, span):
             stop = min(start + span, self.num_frames)
-            yield start, self.get_frames(np.arange(start, stop, step))
+            yield start, self.get_frames(np.arange(start, stop, step), pixel_format=pixel_format)
 
     # ----------------------------------------------------------------------------- lifetime
 

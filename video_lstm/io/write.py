@@ -54,6 +54,32 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+# BT.601 limited range RGB -> YUV (OpenCV's RGB2YUV_I420 and swscale's default), with offsets.
+_YUV_M = np.array(
+    [[0.256788, 0.504129, 0.097906], [-0.148223, -0.290993, 0.439216],
+     [0.439216, -0.367788, -0.071427]], dtype=np.float32,
+)  # fmt: skip
+_YUV_OFFSET = np.array([16.0, 128.0, 128.0], dtype=np.float32)
+_UV_AFFINE = np.concatenate([_YUV_M[1:], _YUV_OFFSET[1:, None]], axis=1)  # (2, 4)
+
+
+def rgb_to_i420(frame: np.ndarray) -> np.ndarray:
+    """RGB ``(H, W, 3)`` uint8 (H, W even) -> I420 ``(H * 3 // 2, W)``, BT.601 limited range.
+
+    Luma from OpenCV's ``RGB2YUV_I420``; chroma from the 2x2 mean of the RGB pixels, as swscale
+    does (OpenCV takes the top-left pixel of each block, which fringes sharp colour edges).
+    Within 4 levels of swscale at 1.6x its speed (0.6 vs 1 ms per 360p frame, measured).
+    """
+    h, w = frame.shape[:2]
+    out = cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420)
+    small = cv2.resize(frame, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    uv = cv2.transform(small, _UV_AFFINE)  # (H/2, W/2, 2) uint8, rounded and saturated
+    flat, q = out.reshape(-1), h * w // 4
+    flat[h * w : h * w + q] = uv[..., 0].reshape(-1)
+    flat[h * w + q :] = uv[..., 1].reshape(-1)
+    return out
+
+
 class VideoWriter:
     """Encode RGB uint8 frames to an H.264 MP4 (yuv420p, plays in browsers) atomically.
 
@@ -97,6 +123,7 @@ class VideoWriter:
         self.path = Path(path)
         self.width, self.height = width, height
         self.num_written = 0
+        self._i420 = codec == "libx264"
         self._atomic = atomic_path(self.path)
         tmp = self._atomic.__enter__()
         try:
@@ -129,12 +156,39 @@ class VideoWriter:
                 f"{self.path}: expected frames (N, {self.height}, {self.width}, 3), got {frames.shape}"
             )
         for frame in frames:
-            vf = av.VideoFrame.from_ndarray(
-                np.ascontiguousarray(frame, dtype=np.uint8), format="rgb24"
-            )
-            for packet in self._stream.encode(vf):
-                self._container.mux(packet)
+            frame = np.ascontiguousarray(frame, dtype=np.uint8)
+            if self._i420:
+                vf = av.VideoFrame.from_ndarray(rgb_to_i420(frame), format="yuv420p")
+            else:
+                vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            self._encode(vf)
         self.num_written += len(frames)
+
+    def write_i420(self, planes: np.ndarray) -> None:
+        """Encode frames already in I420 (yuv420p) layout, with no colour conversion.
+
+        Args:
+            planes: ``(H * 3 // 2, W)`` or ``(N, H * 3 // 2, W)`` uint8: the Y plane, then U and
+                V (each ``H/2 x W/2``) packed row-wise, as ``cv2.COLOR_RGB2YUV_I420`` returns
+                and ``VideoFrame.to_ndarray(format="yuv420p")`` gives.
+        """
+        if not self._i420:
+            raise ValueError(f"{self.path}: write_i420 needs codec libx264 (yuv420p)")
+        planes = np.asarray(planes)
+        if planes.ndim == 2:
+            planes = planes[None]
+        if planes.ndim != 3 or planes.shape[1:] != (self.height * 3 // 2, self.width):
+            raise ValueError(
+                f"{self.path}: expected I420 frames (N, {self.height * 3 // 2}, {self.width}), "
+                f"got {planes.shape}"
+            )
+        for p in planes:
+            self._encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(p), format="yuv420p"))
+        self.num_written += len(planes)
+
+    def _encode(self, frame: av.VideoFrame) -> None:
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
 
     def close(self) -> None:
         """Flush the encoder and move the file into place."""
@@ -408,6 +462,8 @@ class Overlay:
         self.style = style or AnnotationStyle()
         self.colors = class_colors(len(self.class_names))
         self._patches: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._patches_i420: dict[tuple[int, int], _I420Patch] = {}
+        self._bar_i420: _I420Patch | None = None
         index = {name: i for i, name in enumerate(self.class_names)}
 
         self.bar_h = round(self.style.bar_height * height) if self.style.bar_height > 0 else 0
@@ -490,18 +546,13 @@ class Overlay:
             ``(n, H, W, 3)`` uint8 annotated frames.
         """
         frames = np.asarray(frames)
-        n = len(frames)
         if frames.ndim != 4 or frames.shape[1:] != (self.height, self.width, 3):
             raise ValueError(
                 f"expected frames (n, {self.height}, {self.width}, 3), got {frames.shape}"
             )
-        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
-        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-        if len(labels) != n or len(scores) != n:
-            raise ValueError(f"{n} frames but {len(labels)} labels and {len(scores)} scores")
-        if labels.size and (labels.min() < _NO_ACTION or labels.max() >= len(self.class_names)):
-            raise ValueError(f"labels must be in [-1, {len(self.class_names)}), got {labels}")
+        groups = self._label_groups(len(frames), labels, scores)
         out = frames.copy() if copy else frames
+        n = len(out)
         if n == 0:
             return out
 
@@ -515,21 +566,147 @@ class Overlay:
                 out[np.arange(n), self.height - self.bar_h :, xs + d] = 255
 
         margin = round(self.style.margin * self.height)
-        percents = np.clip(np.rint(scores * 100), 0, 100).astype(np.int64)
-        percents[labels == _NO_ACTION] = 0
-        keys = labels * 101 + percents
-        for key in np.unique(keys):
-            label, percent = divmod(int(key), 101) if key >= 0 else (_NO_ACTION, 0)
-            if label == _NO_ACTION and not self.style.no_action_text:
-                continue
+        for label, percent, sel in groups:
             premult, inv = self._label_patch(label, percent)
             ph, pw = premult.shape[:2]
-            sel = np.flatnonzero(keys == key)
             region = out[sel, margin : margin + ph, margin : margin + pw]  # (s, ph, pw, 3) copy
             out[sel, margin : margin + ph, margin : margin + pw] = (region * inv + premult).astype(
                 np.uint8
             )
         return out
+
+    def _label_groups(
+        self, n: int, labels: np.ndarray | Sequence[int], scores: np.ndarray | Sequence[float]
+    ) -> list[tuple[int, int, np.ndarray]]:
+        """Validate per-frame labels/scores; ``(label, percent, frame positions)`` to draw."""
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+        if len(labels) != n or len(scores) != n:
+            raise ValueError(f"{n} frames but {len(labels)} labels and {len(scores)} scores")
+        if labels.size and (labels.min() < _NO_ACTION or labels.max() >= len(self.class_names)):
+            raise ValueError(f"labels must be in [-1, {len(self.class_names)}), got {labels}")
+        percents = np.clip(np.rint(scores * 100), 0, 100).astype(np.int64)
+        percents[labels == _NO_ACTION] = 0
+        keys = labels * 101 + percents
+        groups = []
+        for key in np.unique(keys):
+            label, percent = divmod(int(key), 101) if key >= 0 else (_NO_ACTION, 0)
+            if label == _NO_ACTION and not self.style.no_action_text:
+                continue
+            groups.append((label, percent, np.flatnonzero(keys == key)))
+        return groups
+
+    # ------------------------------------------------------------------ I420 (yuv420p) frames
+
+    def draw_i420(
+        self,
+        planes: np.ndarray,
+        start_index: int,
+        labels: np.ndarray | Sequence[int],
+        scores: np.ndarray | Sequence[float],
+    ) -> np.ndarray:
+        """:meth:`draw` on frames in I420 layout, in place, with no colour conversion.
+
+        The same blends as :meth:`draw`, done on the Y, U and V planes: a blend
+        ``x * inv + premult`` with one ``inv`` for all three RGB channels is affine in the
+        colour, so in YUV it is ``yuv * inv + (offset * (1 - inv) + M @ premult)`` (BT.601
+        limited range, OpenCV's and x264's default). Chroma uses the 2x2 means of both terms,
+        which is exact for 4:2:0 input. The result matches ``RGB->I420(draw(frames))`` within a
+        few levels, and pixels outside the overlay stay bit-identical (no RGB round trip).
+
+        Args:
+            planes: ``(n, H * 3 // 2, W)`` uint8 (Y, then U and V packed), H and W even; e.g.
+                ``VideoFrame.to_ndarray(format="yuv420p")`` stacked. Modified in place.
+            start_index: Video frame index of ``planes[0]``.
+            labels: ``(n,)`` class index per frame, ``-1`` for no action.
+            scores: ``(n,)`` confidence in ``[0, 1]`` per frame.
+
+        Returns:
+            ``planes``.
+        """
+        h, w = self.height, self.width
+        if h % 2 or w % 2:
+            raise ValueError(f"I420 frames need an even size, got {w}x{h}")
+        if planes.ndim != 3 or planes.shape[1:] != (h * 3 // 2, w) or planes.dtype != np.uint8:
+            raise ValueError(
+                f"expected uint8 I420 frames (n, {h * 3 // 2}, {w}), got {planes.shape} "
+                f"{planes.dtype}"
+            )
+        groups = self._label_groups(len(planes), labels, scores)
+        n = len(planes)
+        if n == 0:
+            return planes
+        flat = planes.reshape(n, -1)  # a view: the planes must be C-contiguous
+        if not np.shares_memory(flat, planes):
+            raise ValueError("I420 frames must be C-contiguous (they are drawn on in place)")
+        q = h * w // 4
+        y = flat[:, : h * w].reshape(n, h, w)
+        uv = (flat[:, h * w : h * w + q].reshape(n, h // 2, w // 2),
+              flat[:, h * w + q :].reshape(n, h // 2, w // 2))  # fmt: skip
+
+        if self.bar_h:
+            if self._bar_i420 is None:
+                a = np.float32(self.style.bar_alpha)
+                inv = np.full((self.bar_h, w, 1), 1 - a, dtype=np.float32)
+                self._bar_i420 = _I420Patch(h - self.bar_h, 0, inv, self.timeline * a)
+            bar = self._bar_i420
+            bar.apply(y, uv, np.arange(n))
+            xs = self.playhead_x(start_index + np.arange(n))
+            rows = np.arange(n)[:, None]
+            pw = self.playhead_width
+            for d in range(pw):
+                y[rows, h - self.bar_h :, (xs + d)[:, None]] = 235  # white in limited range
+            # Chroma: a 2x2 block half covered by the playhead goes half way to grey.
+            for k in range(pw // 2 + 1):
+                col = np.minimum(xs // 2 + k, w // 2 - 1)
+                covered = np.minimum(2 * col + 1, xs + pw - 1) - np.maximum(2 * col, xs) + 1
+                f = (np.clip(covered, 0, 2) / 2).astype(np.float32)[:, None, None]
+                for c in uv:
+                    region = c[rows, bar.cy0 :, col[:, None]]  # (n, 1, rows)
+                    c[rows, bar.cy0 :, col[:, None]] = (region * (1 - f) + 128 * f + 0.5).astype(
+                        np.uint8
+                    )
+        margin = round(self.style.margin * h)
+        for label, percent, sel in groups:
+            key = (label, percent)
+            if key not in self._patches_i420:
+                premult, inv = self._label_patch(label, percent)
+                self._patches_i420[key] = _I420Patch(margin, margin, inv[..., :1], premult)
+            self._patches_i420[key].apply(y, uv, sel)
+        return planes
+
+
+class _I420Patch:
+    """An RGB blend ``x * inv + premult`` at ``(y0, x0)``, as multiply/add terms on I420 planes.
+
+    The patch is widened to even coordinates (the extra pixels get ``inv = 1``, ``add = 0``, so
+    they stay as they are) and the chroma terms are 2x2 means.
+    """
+
+    def __init__(self, y0: int, x0: int, inv: np.ndarray, premult: np.ndarray) -> None:
+        ph, pw = premult.shape[:2]
+        dy, dx = y0 % 2, x0 % 2
+        eh, ew = ph + dy + (ph + dy) % 2, pw + dx + (pw + dx) % 2
+        mul = np.ones((eh, ew), dtype=np.float32)
+        add = np.zeros((eh, ew, 3), dtype=np.float32)
+        mul[dy : dy + ph, dx : dx + pw] = inv[..., 0]
+        # yuv_out = yuv * inv + offset * (1 - inv) + M @ premult
+        add[dy : dy + ph, dx : dx + pw] = (1 - inv) * _YUV_OFFSET + premult @ _YUV_M.T
+        self.y0, self.x0, self.cy0, self.cx0 = y0 - dy, x0 - dx, (y0 - dy) // 2, (x0 - dx) // 2
+        self.y_mul, self.y_add = mul, add[..., 0] + np.float32(0.5)  # + 0.5: round, not floor
+        self.c_mul = mul.reshape(eh // 2, 2, ew // 2, 2).mean(axis=(1, 3))
+        c_add = add[..., 1:].reshape(eh // 2, 2, ew // 2, 2, 2).mean(axis=(1, 3))
+        self.c_add = [c_add[..., 0] + np.float32(0.5), c_add[..., 1] + np.float32(0.5)]
+
+    def apply(self, y: np.ndarray, uv: tuple[np.ndarray, np.ndarray], sel: np.ndarray) -> None:
+        eh, ew = self.y_mul.shape
+        ys, xs = slice(self.y0, self.y0 + eh), slice(self.x0, self.x0 + ew)
+        y[sel, ys, xs] = np.clip(y[sel, ys, xs] * self.y_mul + self.y_add, 0, 255).astype(np.uint8)
+        cys = slice(self.cy0, self.cy0 + eh // 2)
+        cxs = slice(self.cx0, self.cx0 + ew // 2)
+        for plane, add in zip(uv, self.c_add, strict=True):
+            region = plane[sel, cys, cxs] * self.c_mul + add
+            plane[sel, cys, cxs] = np.clip(region, 0, 255).astype(np.uint8)
 
 
 def _pad_even(frames: np.ndarray) -> np.ndarray:
@@ -551,12 +728,14 @@ def write_annotated_video(
     style: AnnotationStyle | None = None,
     chunk_size: int = 64,
     crf: int = 23,
-    preset: str = "veryfast",
+    preset: str = "ultrafast",
 ) -> Path:
     """Stream a video through the overlay into an H.264 MP4 at the source fps, atomically.
 
     Memory stays bounded by ``chunk_size`` frames. Odd frame sizes are padded by one replicated
-    row/column (yuv420p needs even sizes).
+    row/column (yuv420p needs even sizes). A reader that can hand out its decoded I420 planes
+    (``supports_i420``, e.g. ``open_video(..., backend="pyav")``) is drawn on in YUV
+    (:meth:`Overlay.draw_i420`); any other reader goes through RGB.
 
     Args:
         reader: An open video (``num_frames``, ``fps``, ``width``, ``height``, ``iter_chunks``).
@@ -569,7 +748,8 @@ def write_annotated_video(
         style: Overlay look.
         chunk_size: Frames decoded and drawn at a time.
         crf: x264 quality.
-        preset: x264 preset.
+        preset: x264 preset; ``ultrafast`` encodes 360p ~2.4x faster than ``veryfast`` (1370 vs
+            570 fps measured) for files ~2x larger: right for a preview, clips keep ``veryfast``.
 
     Returns:
         ``out_path``.
@@ -591,6 +771,15 @@ def write_annotated_video(
     )
     w, h = reader.width + reader.width % 2, reader.height + reader.height % 2
     with VideoWriter(out_path, fps=reader.fps, width=w, height=h, crf=crf, preset=preset) as vw:
+        if getattr(reader, "supports_i420", False):
+            # The decoder's own yuv420p planes, drawn on and encoded as they are: no
+            # YUV->RGB->YUV round trip (~0.9 ms of a ~1.5 ms 360p frame, measured).
+            for start, planes in reader.iter_chunks(chunk_size, pixel_format="yuv420p"):
+                stop = start + len(planes)
+                vw.write_i420(
+                    overlay.draw_i420(planes, start, labels[start:stop], scores[start:stop])
+                )
+            return Path(out_path)
         for start, frames in reader.iter_chunks(chunk_size):
             stop = start + len(frames)
             # A copy: the reader may hand out views of frames it keeps (a cache).
@@ -709,7 +898,12 @@ def cut_clip(
         preset=preset,
         codec=codec,
     ) as vw:
+        i420 = even and getattr(source, "supports_i420", False)
         for lo in range(start_frame, end_frame, chunk_size):
-            frames = source.get_frames(np.arange(lo, min(lo + chunk_size, end_frame)))
+            idx = np.arange(lo, min(lo + chunk_size, end_frame))
+            if i420:  # the decoded planes as they are: no colour conversion either way
+                vw.write_i420(source.get_frames(idx, pixel_format="yuv420p"))
+                continue
+            frames = source.get_frames(idx)
             vw.write(_pad_even(frames) if even else frames)
     return Path(out_path)
