@@ -23,6 +23,7 @@ from video_lstm.models import (
     model_config,
     register_model,
 )
+from video_lstm.models.temporal import ConvRecurrentTemporal, step_difference
 
 CLIP = (2, 4, 3, 64, 64)
 
@@ -102,6 +103,10 @@ def test_config_validation_errors_are_clear() -> None:
         model_config("gru_resnet18", hidden=3)
     with pytest.raises(ValueError, match="unknown model"):
         create_model("nope")
+    with pytest.raises(ValueError, match="meanpool baseline an order"):
+        ClassifierConfig(temporal="meanpool", frame_diff=True)
+    with pytest.raises(ValueError, match="proj_channels"):
+        ClassifierConfig(temporal="lstm", proj_channels=8)
 
 
 def test_register_model_refuses_duplicates() -> None:
@@ -297,3 +302,25 @@ def test_recurrent_streaming_in_chunks_equals_whole(cell: str) -> None:
 def test_lstm_forget_bias_starts_at_one() -> None:
     temporal = RecurrentTemporal(4, hidden_size=3)
     torch.testing.assert_close(temporal.rnn.bias_ih_l0[3:6].detach(), torch.ones(3))
+
+
+def test_step_difference_is_zero_first_then_the_change() -> None:
+    x = torch.tensor([[1.0, 4.0, 9.0, 9.0]]).view(1, 4, 1)
+    torch.testing.assert_close(step_difference(x).flatten(), torch.tensor([0.0, 3.0, 5.0, 0.0]))
+
+
+@pytest.mark.parametrize("proj_channels", [0, 5])
+def test_conv_temporal_frame_diff_feeds_features_and_their_change(proj_channels: int) -> None:
+    torch.manual_seed(0)
+    temporal = ConvRecurrentTemporal(
+        3, hidden_sizes=[4], frame_diff=True, proj_channels=proj_channels
+    ).eval()
+    x = torch.randn(2, 5, 3, 6, 6)
+    # By hand: concatenate the maps with their step-to-step change, project, run the recurrence.
+    diff = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
+    steps = torch.cat([x, diff], dim=2)  # (B, T, 2C, h, w)
+    if proj_channels:
+        steps = temporal.step_input.proj(steps.flatten(0, 1)).unflatten(0, (2, 5))
+    out, _ = temporal.rnn(steps)
+    torch.testing.assert_close(temporal(x), out[:, -1].mean(dim=(-2, -1)))
+    assert temporal.rnn.cells[0].conv_x.in_channels == (proj_channels or 6)

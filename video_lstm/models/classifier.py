@@ -57,6 +57,11 @@ class ClassifierConfig:
         temporal_dropout: Dropout between recurrent layers.
         dropout: Dropout on the clip embedding before the linear head.
         bidirectional: Bidirectional recurrence (sees the whole window; not for streaming).
+        frame_diff: Feed the recurrent model each step's change ``x_t - x_{t-1}`` beside the
+            features (``StepInput``): motion as input, not only through the recurrence. Not
+            for ``meanpool``, whose point is to ignore order.
+        proj_channels: ConvLSTM/ConvGRU: 1x1 conv of the step input to this many channels
+            before the recurrence (0: none); cheaper recurrent convolutions.
         frame_size: Square input resolution in pixels.
         pretrained: Load the backbone's ImageNet weights at construction.
         weights_path: Local backbone state dict (instead of downloading).
@@ -75,6 +80,8 @@ class ClassifierConfig:
     temporal_dropout: float = 0.0
     dropout: float = 0.0
     bidirectional: bool = False
+    frame_diff: bool = False
+    proj_channels: int = 0
     frame_size: int = 112
     pretrained: bool = False
     weights_path: str | None = None
@@ -107,6 +114,13 @@ class ClassifierConfig:
             raise ValueError(f"peephole must be none/channel/spatial, got {self.peephole!r}")
         if self.peephole != "none" and self.temporal != "convlstm":
             raise ValueError(f"peephole is a ConvLSTM option, not for {self.temporal!r}")
+        if self.frame_diff and self.temporal == "meanpool":
+            raise ValueError("frame_diff would give the order-free meanpool baseline an order")
+        if self.proj_channels < 0 or (self.proj_channels and not self.uses_maps):
+            raise ValueError(
+                f"proj_channels must be 0, or > 0 with convlstm/convgru, got "
+                f"{self.proj_channels} with {self.temporal!r}"
+            )
         if self.time_pool not in ("last", "mean", "attention"):
             raise ValueError(f"time_pool must be last/mean/attention, got {self.time_pool!r}")
         for name in ("temporal_dropout", "dropout"):
@@ -194,6 +208,8 @@ class VideoClassifier(nn.Module):
                 dropout=c.temporal_dropout,
                 bidirectional=c.bidirectional,
                 time_pool=c.time_pool,
+                frame_diff=c.frame_diff,
+                proj_channels=c.proj_channels,
             )
         elif c.temporal == "meanpool":
             temporal = MeanPoolTemporal(backbone.out_dim)
@@ -206,6 +222,7 @@ class VideoClassifier(nn.Module):
                 dropout=c.temporal_dropout,
                 bidirectional=c.bidirectional,
                 time_pool=c.time_pool,
+                frame_diff=c.frame_diff,
             )
         head = nn.Linear(temporal.out_dim, c.num_classes)
         return cls(backbone, temporal, head, dropout=c.dropout, config=dataclasses.replace(c))

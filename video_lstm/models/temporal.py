@@ -11,7 +11,9 @@ reads:
   the baseline that shows what temporal modelling adds.
 
 The outputs of a recurrent model are pooled over time by :class:`TimePool`: the last step,
-the mean over steps, or a learned attention weighting.
+the mean over steps, or a learned attention weighting. Before the recurrence, :class:`StepInput`
+can append each step's change ``x_t - x_{t-1}`` (motion, as TSN's RGB difference does for
+pixels) and, for maps, project the channels down with a 1x1 convolution.
 
 The LSTM equations (``nn.LSTM``, per step, gates in the order i, f, g, o)::
 
@@ -36,6 +38,7 @@ from video_lstm.models.convlstm import ConvGRU, ConvLSTM
 
 __all__ = [
     "ConvRecurrentTemporal",
+    "StepInput",
     "MeanPoolTemporal",
     "RecurrentTemporal",
     "TimePool",
@@ -79,6 +82,55 @@ class TimePool(nn.Module):
         return (weights * x).sum(dim=1)  # (B, D)
 
 
+def step_difference(x: Tensor) -> Tensor:
+    """``x_t - x_{t-1}`` along time (dim 1), zero at the first step; same shape as ``x``."""
+    return torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
+
+
+class StepInput(nn.Module):
+    """What a recurrent model reads at each step: the features, optionally their change.
+
+    On a frozen backbone the order of frames is only visible to the recurrence through how the
+    features change; giving it ``x_t - x_{t-1}`` directly makes a direction of motion a local
+    pattern one convolution can see. On our synthetic order-only classes this took a ConvLSTM on
+    stride-8 maps from 0.79 to 0.96 held-out top-1 (see the issue notes).
+
+    Args:
+        channels: Feature channels ``C`` (maps) or size ``D`` (vectors), dim 2 of the input.
+        frame_diff: Append ``x_t - x_{t-1}`` (zero at the first step): ``2C`` channels.
+        proj_channels: For maps: a 1x1 conv + BatchNorm + ReLU to this many channels after the
+            difference (0: none), which cuts the recurrent convolutions' cost.
+    """
+
+    def __init__(self, channels: int, *, frame_diff: bool = False, proj_channels: int = 0) -> None:
+        super().__init__()
+        if proj_channels < 0:
+            raise ValueError(f"proj_channels must be >= 0, got {proj_channels}")
+        self.frame_diff = frame_diff
+        width = channels * (2 if frame_diff else 1)
+        self.proj = (
+            nn.Sequential(
+                nn.Conv2d(width, proj_channels, 1, bias=False),
+                nn.BatchNorm2d(proj_channels),
+                nn.ReLU(inplace=True),
+            )
+            if proj_channels
+            else None
+        )
+        self.out_channels = proj_channels or width
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, T, C, ...)`` -> ``(B, T, out_channels, ...)``."""
+        if self.frame_diff:
+            x = torch.cat([x, step_difference(x)], dim=2)
+        if self.proj is not None:
+            if x.dim() != 5:
+                raise ValueError(f"proj_channels needs maps (B, T, C, h, w), got {tuple(x.shape)}")
+            b, t = x.shape[:2]
+            x = self.proj(x.flatten(0, 1)).unflatten(0, (b, t))  # (B, T, C', h, w)
+        return x
+
+
 class RecurrentTemporal(nn.Module):
     """LSTM or GRU over per-frame vectors ``(B, T, D)`` (batch-first ``nn.LSTM``/``nn.GRU``).
 
@@ -90,6 +142,7 @@ class RecurrentTemporal(nn.Module):
         dropout: Dropout between layers (``nn.LSTM``'s ``dropout``; needs ``num_layers > 1``).
         bidirectional: Run a second direction backwards in time; ``out_dim`` doubles.
         time_pool: ``"last"``, ``"mean"`` or ``"attention"`` (see :class:`TimePool`).
+        frame_diff: Also feed ``x_t - x_{t-1}`` (see :class:`StepInput`).
 
     The LSTM's forget-gate biases start at 1 (``b_if`` = 1, ``b_hf`` = 0), as in ConvLSTM.
     """
@@ -104,13 +157,15 @@ class RecurrentTemporal(nn.Module):
         dropout: float = 0.0,
         bidirectional: bool = False,
         time_pool: TimePooling = "last",
+        frame_diff: bool = False,
     ) -> None:
         super().__init__()
         if cell not in ("lstm", "gru"):
             raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
         rnn_cls = nn.LSTM if cell == "lstm" else nn.GRU
+        self.step_input = StepInput(input_dim, frame_diff=frame_diff)
         self.rnn = rnn_cls(
-            input_dim,
+            self.step_input.out_channels,
             hidden_size,
             num_layers=num_layers,
             batch_first=True,
@@ -130,10 +185,10 @@ class RecurrentTemporal(nn.Module):
         self.pool = TimePool(self.out_dim, time_pool, bidirectional=bidirectional)
 
     def sequence(self, x: Tensor, state=None) -> tuple[Tensor, object]:
-        """All steps: ``(B, T, D)`` -> ``(out (B, T, out_dim), state)``.
+        """All steps of the recurrence: ``(B, T, D')`` -> ``(out (B, T, out_dim), state)``.
 
-        ``state`` is ``nn.LSTM``'s ``(h, c)`` (``nn.GRU``'s ``h``); pass the returned one back
-        to continue a video in chunks.
+        ``x`` is what :attr:`step_input` made of the features. ``state`` is ``nn.LSTM``'s
+        ``(h, c)`` (``nn.GRU``'s ``h``); pass the returned one back to continue a video in chunks.
         """
         if x.dim() != 3:
             raise ValueError(f"expected per-frame vectors (B, T, D), got shape {tuple(x.shape)}")
@@ -141,7 +196,7 @@ class RecurrentTemporal(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, T, D)`` -> clip embedding ``(B, out_dim)``."""
-        out, _ = self.sequence(x)
+        out, _ = self.sequence(self.step_input(x))
         return self.pool(out)
 
 
@@ -158,6 +213,8 @@ class ConvRecurrentTemporal(nn.Module):
         dropout: Dropout between layers.
         bidirectional: Also run backwards in time.
         time_pool: ``"last"``, ``"mean"`` or ``"attention"``.
+        frame_diff: Also feed ``x_t - x_{t-1}`` (see :class:`StepInput`).
+        proj_channels: 1x1 projection of the step input to this many channels (0: none).
     """
 
     def __init__(
@@ -172,8 +229,12 @@ class ConvRecurrentTemporal(nn.Module):
         dropout: float = 0.0,
         bidirectional: bool = False,
         time_pool: TimePooling = "last",
+        frame_diff: bool = False,
+        proj_channels: int = 0,
     ) -> None:
         super().__init__()
+        self.step_input = StepInput(in_channels, frame_diff=frame_diff, proj_channels=proj_channels)
+        in_channels = self.step_input.out_channels
         if cell == "convlstm":
             self.rnn = ConvLSTM(
                 in_channels,
@@ -199,12 +260,13 @@ class ConvRecurrentTemporal(nn.Module):
         self.pool = TimePool(self.out_dim, time_pool, bidirectional=bidirectional)
 
     def sequence(self, x: Tensor, state: list | None = None) -> tuple[Tensor, list]:
-        """All steps: ``(B, T, C, h, w)`` -> ``(out (B, T, out_dim, h, w), state)``."""
+        """All steps of the recurrence on what :attr:`step_input` made of the features:
+        ``(B, T, C', h, w)`` -> ``(out (B, T, out_dim, h, w), state)``."""
         return self.rnn(x, state)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, T, C, h, w)`` -> clip embedding ``(B, out_dim)``."""
-        out, _ = self.rnn(x)
+        out, _ = self.rnn(self.step_input(x))
         # Space first: the steps' averages are what the time pooling compares.
         return self.pool(out.mean(dim=(-2, -1)))  # (B, T, C) -> (B, C)
 
