@@ -322,5 +322,20 @@ def test_conv_temporal_frame_diff_feeds_features_and_their_change(proj_channels:
     if proj_channels:
         steps = temporal.step_input.proj(steps.flatten(0, 1)).unflatten(0, (2, 5))
     out, _ = temporal.rnn(steps)
-    torch.testing.assert_close(temporal(x), out[:, -1].mean(dim=(-2, -1)))
+    torch.testing.assert_close(temporal(x), out[:, -1].amax(dim=(-2, -1)))  # space max, last step
     assert temporal.rnn.cells[0].conv_x.in_channels == (proj_channels or 6)
+
+
+@pytest.mark.parametrize("space_pool", ["max", "mean"])
+def test_conv_temporal_space_pool(space_pool: str) -> None:
+    """Each step's output map is reduced over space by max or mean; bad names are refused."""
+    torch.manual_seed(0)
+    temporal = ConvRecurrentTemporal(3, hidden_sizes=[4], space_pool=space_pool).eval()
+    x = torch.randn(2, 5, 3, 6, 6)
+    out, _ = temporal.rnn(x)
+    reduce = torch.amax if space_pool == "max" else torch.mean
+    torch.testing.assert_close(temporal(x), reduce(out[:, -1], dim=(-2, -1)))
+    with pytest.raises(ValueError, match="space_pool"):
+        ConvRecurrentTemporal(3, hidden_sizes=[4], space_pool="sum")
+    with pytest.raises(ValueError, match="space_pool"):
+        ClassifierConfig(space_pool="sum")

@@ -62,6 +62,7 @@ class ClassifierConfig:
             for ``meanpool``, whose point is to ignore order.
         proj_channels: ConvLSTM/ConvGRU: 1x1 conv of the step input to this many channels
             before the recurrence (0: none); cheaper recurrent convolutions.
+        space_pool: ConvLSTM/ConvGRU: ``"max"`` or ``"mean"`` of each step's output map.
         frame_size: Square input resolution in pixels.
         pretrained: Load the backbone's ImageNet weights at construction.
         weights_path: Local backbone state dict (instead of downloading).
@@ -82,6 +83,7 @@ class ClassifierConfig:
     bidirectional: bool = False
     frame_diff: bool = False
     proj_channels: int = 0
+    space_pool: str = "max"
     frame_size: int = 112
     pretrained: bool = False
     weights_path: str | None = None
@@ -121,6 +123,8 @@ class ClassifierConfig:
                 f"proj_channels must be 0, or > 0 with convlstm/convgru, got "
                 f"{self.proj_channels} with {self.temporal!r}"
             )
+        if self.space_pool not in ("max", "mean"):
+            raise ValueError(f"space_pool must be 'max' or 'mean', got {self.space_pool!r}")
         if self.time_pool not in ("last", "mean", "attention"):
             raise ValueError(f"time_pool must be last/mean/attention, got {self.time_pool!r}")
         for name in ("temporal_dropout", "dropout"):
@@ -210,6 +214,7 @@ class VideoClassifier(nn.Module):
                 time_pool=c.time_pool,
                 frame_diff=c.frame_diff,
                 proj_channels=c.proj_channels,
+                space_pool=c.space_pool,
             )
         elif c.temporal == "meanpool":
             temporal = MeanPoolTemporal(backbone.out_dim)
