@@ -110,6 +110,7 @@ def test_other_backbone_setup_is_refused(tiny: Path, cache: Path):
         _extract(other, tiny, cache, samples=[])
     index = load_index(cache)
     check_compatible(tiny_model(temporal="lstm", pool_size=2), index, cache)  # derived vectors
+    check_compatible(tiny_model(temporal="lstm", proj_channels=4, pool_size=2), index, cache)
     with pytest.raises(ValueError, match="cached with"):
         check_compatible(other, index, cache)
 

@@ -23,7 +23,11 @@ from video_lstm.models import (
     model_config,
     register_model,
 )
-from video_lstm.models.temporal import ConvRecurrentTemporal, step_difference
+from video_lstm.models.temporal import (
+    ConvRecurrentTemporal,
+    PooledRecurrentTemporal,
+    step_difference,
+)
 
 CLIP = (2, 4, 3, 64, 64)
 
@@ -106,7 +110,7 @@ def test_config_validation_errors_are_clear() -> None:
     with pytest.raises(ValueError, match="meanpool baseline an order"):
         ClassifierConfig(temporal="meanpool", frame_diff=True)
     with pytest.raises(ValueError, match="proj_channels"):
-        ClassifierConfig(temporal="lstm", proj_channels=8)
+        ClassifierConfig(temporal="meanpool", proj_channels=8)
 
 
 def test_register_model_refuses_duplicates() -> None:
@@ -339,3 +343,32 @@ def test_conv_temporal_space_pool(space_pool: str) -> None:
         ConvRecurrentTemporal(3, hidden_sizes=[4], space_pool="sum")
     with pytest.raises(ValueError, match="space_pool"):
         ClassifierConfig(space_pool="sum")
+
+
+@pytest.mark.parametrize("space_pool", ["max", "mean"])
+def test_pooled_recurrent_is_an_adapter_a_pool_and_an_lstm(space_pool: str) -> None:
+    """maps -> (maps, change) -> 3x3 conv -> pool to s x s -> per-frame vectors -> LSTM."""
+    torch.manual_seed(0)
+    temporal = PooledRecurrentTemporal(
+        3, proj_channels=4, pool_size=2, space_pool=space_pool, frame_diff=True, hidden_size=5
+    ).eval()
+    x = torch.randn(2, 5, 3, 6, 6)
+    maps = temporal.step_input(x)  # (B, T, 4, 6, 6): its own tests cover the difference
+    assert temporal.step_input.proj[0].kernel_size == (3, 3) and maps.shape == (2, 5, 4, 6, 6)
+    pooled = maps.unflatten(-1, (2, 3)).unflatten(-3, (2, 3))  # (B, T, C, 2, 3, 2, 3)
+    reduce = torch.amax if space_pool == "max" else torch.mean
+    vectors = reduce(pooled, dim=(-3, -1)).flatten(2)  # (B, T, 4 * 2 * 2)
+    torch.testing.assert_close(temporal(x), temporal.rnn(vectors))
+    assert temporal.out_dim == 5
+    with pytest.raises(ValueError, match="maps"):
+        temporal(torch.randn(2, 5, 3))
+
+
+def test_lstm_with_an_adapter_reads_maps() -> None:
+    model = create_model(
+        "lstm_resnet18", num_classes=3, stage=2, frame_size=64, proj_channels=4, frame_diff=True
+    ).eval()
+    assert model.config.uses_maps and isinstance(model.temporal, PooledRecurrentTemporal)
+    feats = model.forward_features(torch.randn(1, 4, 3, 64, 64))
+    assert feats.shape == (1, 4, 128, 8, 8)  # resnet18 stage 2: stride 8, 128 channels
+    assert model.forward_head(feats).shape == (1, 3)

@@ -293,15 +293,16 @@ def check_compatible(model: torch.nn.Module, index: dict[str, Any], cache_dir: s
 
     Cached maps also serve a vector model (LSTM/GRU/mean-pool) of the same backbone and stage:
     its vectors are the maps average-pooled to ``pool_size x pool_size`` (see
-    :func:`adapt_features`), exactly what its backbone computes.
+    :func:`adapt_features`), exactly what its backbone computes. A model that reads maps ignores
+    ``pool_size`` in the backbone (its own pooling comes after the cache).
 
     Raises:
         ValueError: The signatures differ (the message shows both).
     """
     mine = backbone_signature(model)
     cached = dict(index.get("backbone") or {})
-    if cached.get("uses_maps") and not mine["uses_maps"]:
-        cached.update(uses_maps=False, pool_size=mine["pool_size"])
+    if cached.get("uses_maps"):
+        cached.update(uses_maps=mine["uses_maps"], pool_size=mine["pool_size"])
     if cached != mine:
         raise ValueError(
             f"{cache_dir}: features were cached with {index.get('backbone')}, but the model's "

