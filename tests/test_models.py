@@ -372,3 +372,24 @@ def test_lstm_with_an_adapter_reads_maps() -> None:
     feats = model.forward_features(torch.randn(1, 4, 3, 64, 64))
     assert feats.shape == (1, 4, 128, 8, 8)  # resnet18 stage 2: stride 8, 128 channels
     assert model.forward_head(feats).shape == (1, 3)
+
+
+@pytest.mark.parametrize("name", ["video_lstm_compact", "lstm_mobilenet_v3_small"])
+def test_fold_batchnorm_keeps_outputs(name: str) -> None:
+    from video_lstm.models.backbone import fold_batchnorm
+
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=2, frame_size=64, pretrained=False)
+    for m in model.backbone.modules():  # non-trivial statistics, so folding is really tested
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    model.eval()
+    x = torch.randn(1, 3, 3, 64, 64)
+    with torch.no_grad():
+        want = model.backbone(x)
+        folded = fold_batchnorm(model.backbone)
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+        torch.testing.assert_close(folded(x), want, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batchnorm(model.backbone.train())

@@ -15,9 +15,13 @@ from video_lstm.models.checkpoint import ModelMeta, save_checkpoint
 CLASSES = ["clap", "jump", "wave"]
 
 
-def make_predictor(**kwargs) -> Predictor:
+def make_model() -> torch.nn.Module:
     torch.manual_seed(0)
-    model = create_model(DEFAULT_MODEL, num_classes=len(CLASSES), frame_size=64)
+    return create_model(DEFAULT_MODEL, num_classes=len(CLASSES), frame_size=64)
+
+
+def make_predictor(model: torch.nn.Module | None = None, **kwargs) -> Predictor:
+    model = model if model is not None else make_model()
     cfg = model.config
     meta = ModelMeta(
         class_names=CLASSES,
@@ -122,8 +126,9 @@ def test_features_and_heads_equal_the_full_model():
 
 
 def test_from_checkpoint_roundtrip(tmp_path):
-    pred = make_predictor()
-    path = save_checkpoint(tmp_path / "m.pt", pred.model, pred.meta)
+    model = make_model()
+    pred = make_predictor(model)
+    path = save_checkpoint(tmp_path / "m.pt", model, pred.meta)
     loaded = Predictor.from_checkpoint(path, device="cpu")
     assert loaded.class_names == CLASSES and loaded.checkpoint == str(path)
     frames = np.random.default_rng(1).integers(0, 256, (6, 64, 64, 3), dtype=np.uint8)
@@ -134,3 +139,16 @@ def test_from_checkpoint_roundtrip(tmp_path):
 def test_bad_batch_sizes_are_refused():
     with pytest.raises(ValueError, match="frame_batch"):
         make_predictor(frame_batch=0)
+
+
+def test_predictor_folds_batchnorm_into_a_copy():
+    """Inference runs a BatchNorm-folded copy: same outputs, the caller's model untouched."""
+    model = make_model().eval()
+    keys = set(model.state_dict())
+    pred = make_predictor(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in pred.model.backbone.modules())
+    assert set(model.state_dict()) == keys  # still trainable and saveable as before
+    frames = np.random.default_rng(2).integers(0, 256, (6, 64, 64, 3), dtype=np.uint8)
+    with torch.inference_mode():
+        want = model.forward_features(pred.preprocess(frames)[None])[0]
+    torch.testing.assert_close(pred.features(frames), want, atol=1e-4, rtol=1e-4)

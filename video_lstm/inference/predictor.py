@@ -13,6 +13,7 @@ and head per sliding window.
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from video_lstm.models.backbone import fold_batchnorm
 
 __all__ = ["DevicePlan", "Predictor", "resolve_device"]
 
@@ -125,7 +128,11 @@ class Predictor:
         self.checkpoint = checkpoint
         self.frame_batch = frame_batch
         self.window_batch = window_batch
-        model = model.eval().to(self.plan.device)
+        # A copy: BatchNorm is folded into the frozen backbone's convs for inference (1.3x on
+        # the compact model's CPU trunk), which must not change the caller's trainable model.
+        model = copy.deepcopy(model).eval()
+        fold_batchnorm(model.backbone)
+        model = model.to(self.plan.device)
         if self.plan.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
