@@ -40,9 +40,9 @@ def _frame_accuracy(truth: list[dict], found: list[dict], num_frames: int) -> fl
 def run_demo(
     out_dir: str = "demo_output",
     *,
-    videos_per_class: int = 40,
+    videos_per_class: int = 100,
     sequences: int = 3,
-    max_epochs: int = 15,
+    max_epochs: int = 12,
     seed: int = 0,
     threshold: float = 0.3,
     config: str = str(CONFIG),

@@ -347,3 +347,82 @@ def test_cuda_annotation_equals_cpu(trained_checkpoint, tmp_path, precision):
         assert abs(a.start_frame - b.start_frame) <= 1 and abs(a.end_frame - b.end_frame) <= 1
     doc = json.loads((tmp_path / "gpu" / "colours.json").read_text())
     assert doc["settings"]["precision"] == gpu.settings["precision"]
+
+
+# ------------------------------------------------------ end to end on motion (order-only) actions
+
+MOTION_CLASSES = ["move_left", "move_right"]  # the same frames in the other order: only time tells
+MOTION_SIZE = 96
+MOTION_TOLERANCE = 12  # frames at 25 fps; a window spans 16 sampled frames = 31 source frames
+
+
+@pytest.fixture(scope="module")
+def motion_checkpoint(tmp_path_factory) -> Path:
+    """The default model (frozen lite0 stride-8 maps + their change -> ConvLSTM) trained on
+    rendered move_left / move_right clips, in this fixture, on features computed once."""
+    from video_lstm.data.synthetic import render_action
+
+    torch.manual_seed(0)
+    model = create_model(DEFAULT_MODEL, num_classes=2, frame_size=MOTION_SIZE).eval()
+    cfg = model.config
+    meta = ModelMeta(
+        class_names=MOTION_CLASSES,
+        model=asdict(cfg),
+        clip_len=16,
+        frame_interval=2,
+        frame_size=cfg.frame_size,
+        mean=[float(m) for m in model.mean],
+        std=[float(s) for s in model.std],
+    )
+    pred = Predictor(model, meta, device="cpu")
+    feats, labels = [], []
+    for k, action in enumerate(MOTION_CLASSES):
+        for i in range(48):
+            rng = np.random.default_rng([7, k, i])
+            frames = render_action(action, num_frames=32, size=MOTION_SIZE, rng=rng)[::2]
+            feats.append(pred.features(frames))  # (16, C, h, w)
+            labels.append(k)
+    feats, labels = torch.stack(feats), torch.tensor(labels)
+    head = [p for n, p in model.named_parameters() if not n.startswith("backbone")]
+    opt = torch.optim.AdamW(head, lr=3e-3)
+    model.train()
+    for _ in range(15):
+        for batch in torch.randperm(len(labels)).split(16):
+            loss = torch.nn.functional.cross_entropy(
+                model.forward_head(feats[batch]), labels[batch]
+            )
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+    return save_checkpoint(tmp_path_factory.mktemp("motion") / "motion.pt", model, meta)
+
+
+@pytest.mark.slow
+def test_end_to_end_finds_motion_actions(motion_checkpoint, tmp_path):
+    """Known sequence of order-only actions -> segments with the right labels and boundaries."""
+    from video_lstm.data.synthetic import make_action_sequence
+
+    plan = ["move_left", "move_right", "move_left", "move_right"]
+    frames, truth = make_action_sequence(
+        plan, frames_per_action=60, size=MOTION_SIZE, fps=25, rng=3, distractors=0
+    )
+    src = tmp_path / "motion.mp4"
+    with VideoWriter(src, fps=25, width=MOTION_SIZE, height=MOTION_SIZE, crf=12) as w:
+        w.write(frames)
+    result = annotate_video(
+        str(src),
+        str(motion_checkpoint),
+        str(tmp_path / "out"),
+        stride=2,
+        threshold=0.5,
+        min_duration_s=0.5,
+        smoothing_s=0.3,
+        chunk_size=32,
+        device="cpu",
+        progress=False,
+    )
+    assert [s.label for s in result.segments] == plan
+    for found, want in zip(result.segments, truth, strict=True):
+        assert abs(found.start_frame - want.start_frame) <= MOTION_TOLERANCE, (found, want)
+        assert abs(found.end_frame - want.end_frame) <= MOTION_TOLERANCE, (found, want)
