@@ -208,6 +208,14 @@ class VideoClassifier(nn.Module):
             freeze=c.freeze,
         )
         backbone.frame_size = c.frame_size
+        rnn = dict(  # LSTM/GRU options, over pooled maps or over vectors
+            hidden_size=c.hidden_sizes[0],
+            num_layers=len(c.hidden_sizes),
+            cell=c.temporal,
+            dropout=c.temporal_dropout,
+            bidirectional=c.bidirectional,
+            time_pool=c.time_pool,
+        )
         if c.uses_maps and c.temporal not in _MAP_MODELS:
             temporal: nn.Module = PooledRecurrentTemporal(
                 backbone.out_channels,
@@ -215,12 +223,7 @@ class VideoClassifier(nn.Module):
                 pool_size=c.pool_size,
                 space_pool=c.space_pool,
                 frame_diff=c.frame_diff,
-                hidden_size=c.hidden_sizes[0],
-                num_layers=len(c.hidden_sizes),
-                cell=c.temporal,
-                dropout=c.temporal_dropout,
-                bidirectional=c.bidirectional,
-                time_pool=c.time_pool,
+                **rnn,
             )
         elif c.uses_maps:
             temporal = ConvRecurrentTemporal(
@@ -240,16 +243,7 @@ class VideoClassifier(nn.Module):
         elif c.temporal == "meanpool":
             temporal = MeanPoolTemporal(backbone.out_dim)
         else:
-            temporal = RecurrentTemporal(
-                backbone.out_dim,
-                hidden_size=c.hidden_sizes[0],
-                num_layers=len(c.hidden_sizes),
-                cell=c.temporal,
-                dropout=c.temporal_dropout,
-                bidirectional=c.bidirectional,
-                time_pool=c.time_pool,
-                frame_diff=c.frame_diff,
-            )
+            temporal = RecurrentTemporal(backbone.out_dim, frame_diff=c.frame_diff, **rnn)
         head = nn.Linear(temporal.out_dim, c.num_classes)
         return cls(backbone, temporal, head, dropout=c.dropout, config=dataclasses.replace(c))
 
