@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 import av
@@ -34,16 +33,7 @@ def make_checkpoint(path: Path, *, clip_len: int = 6, frame_interval: int = 2) -
     """An untrained default model (mechanics only: its labels are arbitrary)."""
     torch.manual_seed(0)
     model = create_model(DEFAULT_MODEL, num_classes=len(CLASSES), frame_size=64)
-    cfg = model.config
-    meta = ModelMeta(
-        class_names=CLASSES,
-        model=asdict(cfg) if is_dataclass(cfg) else dict(cfg),
-        clip_len=clip_len,
-        frame_interval=frame_interval,
-        frame_size=cfg.frame_size,
-        mean=[float(m) for m in model.mean],
-        std=[float(s) for s in model.std],
-    )
+    meta = ModelMeta.for_model(model, CLASSES, clip_len=clip_len, frame_interval=frame_interval)
     return save_checkpoint(path, model, meta)
 
 
@@ -248,16 +238,7 @@ def trained_checkpoint(tmp_path_factory) -> Path:
     model = create_model(
         "meanpool_efficientnet_lite0", num_classes=len(E2E_CLASSES), frame_size=32, freeze="all"
     ).eval()
-    cfg = model.config
-    meta = ModelMeta(
-        class_names=E2E_CLASSES,
-        model=asdict(cfg) if is_dataclass(cfg) else dict(cfg),
-        clip_len=4,
-        frame_interval=1,
-        frame_size=cfg.frame_size,
-        mean=[float(m) for m in model.mean],
-        std=[float(s) for s in model.std],
-    )
+    meta = ModelMeta.for_model(model, E2E_CLASSES, clip_len=4, frame_interval=1)
     pred = Predictor(model, meta, device="cpu")
     feats, labels = [], []
     for k, label in enumerate(E2E_CLASSES):
@@ -364,16 +345,7 @@ def motion_checkpoint(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     model = create_model(DEFAULT_MODEL, num_classes=2, frame_size=MOTION_SIZE).eval()
-    cfg = model.config
-    meta = ModelMeta(
-        class_names=MOTION_CLASSES,
-        model=asdict(cfg),
-        clip_len=16,
-        frame_interval=2,
-        frame_size=cfg.frame_size,
-        mean=[float(m) for m in model.mean],
-        std=[float(s) for s in model.std],
-    )
+    meta = ModelMeta.for_model(model, MOTION_CLASSES, clip_len=16, frame_interval=2)
     pred = Predictor(model, meta, device="cpu")
     feats, labels = [], []
     for k, action in enumerate(MOTION_CLASSES):

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import av
@@ -28,16 +28,7 @@ FAST = {"outputs": ["json", "csv", "video"], "progress": False, "device": "cpu",
 def make_checkpoint(path: Path) -> Path:
     torch.manual_seed(0)
     model = create_model(DEFAULT_MODEL, num_classes=2, frame_size=32)
-    cfg = model.config
-    meta = ModelMeta(
-        class_names=["sit", "stand"],
-        model=asdict(cfg) if is_dataclass(cfg) else dict(cfg),
-        clip_len=4,
-        frame_interval=2,
-        frame_size=cfg.frame_size,
-        mean=[float(m) for m in model.mean],
-        std=[float(s) for s in model.std],
-    )
+    meta = ModelMeta.for_model(model, ["sit", "stand"], clip_len=4, frame_interval=2)
     return save_checkpoint(path, model, meta)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, is_dataclass
-
 import numpy as np
 import pytest
 import torch
@@ -22,16 +20,7 @@ def make_model() -> torch.nn.Module:
 
 def make_predictor(model: torch.nn.Module | None = None, **kwargs) -> Predictor:
     model = model if model is not None else make_model()
-    cfg = model.config
-    meta = ModelMeta(
-        class_names=CLASSES,
-        model=asdict(cfg) if is_dataclass(cfg) else dict(cfg),
-        clip_len=6,
-        frame_interval=2,
-        frame_size=cfg.frame_size,
-        mean=[float(m) for m in model.mean],
-        std=[float(s) for s in model.std],
-    )
+    meta = ModelMeta.for_model(model, CLASSES, clip_len=6, frame_interval=2)
     kwargs.setdefault("device", "cpu")
     return Predictor(model, meta, **kwargs)
 

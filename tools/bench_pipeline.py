@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 import numpy as np
@@ -83,16 +82,7 @@ def loop_video(src: Path, dst: Path, times: int) -> Path:
 def make_checkpoint(path: Path, *, clip_len: int, frame_interval: int) -> Path:
     torch.manual_seed(0)
     model = create_model(DEFAULT_MODEL, num_classes=len(CLASSES))
-    cfg = model.config
-    meta = ModelMeta(
-        class_names=CLASSES,
-        model=asdict(cfg) if is_dataclass(cfg) else dict(cfg),
-        clip_len=clip_len,
-        frame_interval=frame_interval,
-        frame_size=int(cfg.frame_size),
-        mean=[float(m) for m in model.mean],
-        std=[float(s) for s in model.std],
-    )
+    meta = ModelMeta.for_model(model, CLASSES, clip_len=clip_len, frame_interval=frame_interval)
     return save_checkpoint(path, model, meta)
 
 

@@ -12,7 +12,7 @@ the weights under ``"model."``-prefixed keys; :func:`load_checkpoint` reads both
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,33 @@ class ModelMeta:
             )
         if len(self.mean) != 3 or len(self.std) != 3:
             raise ValueError(f"mean and std need 3 values, got {self.mean}, {self.std}")
+
+    @classmethod
+    def for_model(
+        cls,
+        model: torch.nn.Module,
+        class_names: list[str],
+        *,
+        clip_len: int,
+        frame_interval: int,
+        frame_size: int | None = None,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> ModelMeta:
+        """The metadata of a ``VideoClassifier``: its config, and its input size and
+        normalisation unless the data pipeline used others (``frame_size``, ``mean``, ``std``)."""
+        cfg = model.config
+        return cls(
+            class_names=list(class_names),
+            model=asdict(cfg) if is_dataclass(cfg) else dict(cfg),
+            clip_len=int(clip_len),
+            frame_interval=int(frame_interval),
+            frame_size=int(frame_size or cfg.frame_size),
+            mean=[float(m) for m in (model.mean if mean is None else mean)],
+            std=[float(s) for s in (model.std if std is None else std)],
+            extra=dict(extra or {}),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -216,24 +216,16 @@ class VideoLSTMModule(L.LightningModule):
     def meta(self) -> ModelMeta:
         """The checkpoint metadata: classes, model config and the data module's preprocessing."""
         info = self.data_info
-        cfg = self.model.config
-        frame_size = int(info.get("frame_size") or cfg.frame_size)
-        return ModelMeta(
-            class_names=self.class_names,
-            model=_config_dict(cfg),
-            clip_len=int(info.get("clip_len", 16)),
-            frame_interval=int(info.get("frame_interval", 1)),
-            frame_size=frame_size,
-            mean=[float(m) for m in info.get("mean", self.model.mean)],
-            std=[float(s) for s in info.get("std", self.model.std)],
+        return ModelMeta.for_model(
+            self.model,
+            self.class_names,
+            clip_len=info.get("clip_len", 16),
+            frame_interval=info.get("frame_interval", 1),
+            frame_size=info.get("frame_size"),
+            mean=info.get("mean"),
+            std=info.get("std"),
             extra={"dataset": info.get("dataset", {}), "hparams": dict(self.hparams)},
         )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[META_KEY] = self.meta().to_dict()
-
-
-def _config_dict(cfg: Any) -> dict[str, Any]:
-    from dataclasses import asdict, is_dataclass
-
-    return asdict(cfg) if is_dataclass(cfg) else dict(cfg)
