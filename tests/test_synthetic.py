@@ -220,9 +220,14 @@ def test_write_dataset_ucf101_layout_and_splits(tmp_path):
     assert len(truth["segments"]) == 3
     assert all(s["label"] in ACTIONS for s in truth["segments"])
 
-    # Clips are a function of the seed, not of the worker count.
+    # Clips are a function of the seed, not of the worker count. The comparison is of decoded
+    # frames, so it allows for x264 itself: at 32x32 it encodes the very same frames differently
+    # from run to run now and then (measured: 10 of 144 repeated encodes, mean difference 1-3.3
+    # levels). Two different clips differ by ~80.
     other = write_dataset(tmp_path / "b", workers=1, **kwargs)
-    rel = "move_left/v_move_left_g02_c01.mp4"
-    np.testing.assert_array_equal(_decode(root / "videos" / rel), _decode(other / "videos" / rel))
+    for rel in ("move_left/v_move_left_g02_c01.mp4", "rotate_cw/v_rotate_cw_g03_c02.mp4"):
+        a, b = _decode(root / "videos" / rel), _decode(other / "videos" / rel)
+        assert a.shape == b.shape
+        assert np.abs(a.astype(np.int16) - b).mean() < 8, rel
     with pytest.raises(FileExistsError):
         write_dataset(tmp_path / "a", **kwargs)
