@@ -217,7 +217,7 @@ def run_folder(
     background: str | None = None,
     decode_size: int | None = None,
     chunk_size: int = 64,
-    frame_batch: int = 32,
+    frame_batch: int | None = None,
     window_batch: int = 64,
     prefetch: int = 0,
     save_window_scores: bool = False,
@@ -250,7 +250,7 @@ def run_folder(
         background: A class name meaning "no action", if the model has one.
         decode_size: Short side the decoder resizes to for the model (default: the model's size).
         chunk_size: Sampled frames decoded per chunk.
-        frame_batch: Frames per CNN pass.
+        frame_batch: Frames per CNN pass (default: 8 on CPU, 32 on GPU).
         window_batch: Windows per temporal-model pass.
         prefetch: Chunks decoded ahead in a background thread (0 = decode inline; on 2 CPU
             cores the thread competed with the CNN and was slower, so it is off by default).

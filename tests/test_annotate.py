@@ -15,6 +15,7 @@ import pipelines.annotate as annotate_mod
 from pipelines.annotate import (
     AnnotateSettings,
     annotate_video,
+    pass_backends,
     score_video,
     score_video_batched,
     score_video_naive,
@@ -193,6 +194,19 @@ def test_interrupted_annotation_leaves_no_final_files(checkpoint, video, tmp_pat
     assert not (tmp_path / "walk_annotated.mp4").exists()
     assert not (tmp_path / "walk.json").exists()
     assert not list(tmp_path.rglob("*.part"))
+
+
+@pytest.mark.parametrize(
+    ("backend", "device", "expected"),
+    [
+        ("auto", "cpu", ("pyav", "pyav")),  # decord's read-ahead thread slows the CPU CNN
+        ("auto", "cuda", ("auto", "pyav")),
+        ("decord", "cpu", ("decord", "decord")),
+        ("pyav", "cuda", ("pyav", "pyav")),
+    ],
+)
+def test_pass_backends(backend, device, expected):
+    assert pass_backends(backend, torch.device(device)) == expected
 
 
 def test_bad_settings_are_refused():

@@ -177,6 +177,19 @@ def test_resized_decode(pattern_videos, backend, size):
         assert chunk.shape == (10, h, w, 3)
 
 
+def test_resized_pyav_matches_decord(pattern_videos):
+    # Both scale in the decoder (PyAV through one reused swscale context): same frames, same
+    # pixels up to interpolation details.
+    video, idx = pattern_videos["h264_mp4"], np.arange(0, N, 7)
+    with (
+        open_video(video, backend="pyav", size=(64, 40)) as a,
+        open_video(video, backend="decord", size=(64, 40)) as b,
+    ):
+        x, y = a.get_frames(idx), b.get_frames(idx)
+    assert x.shape == y.shape
+    assert np.abs(x.astype(np.int16) - y).mean() < 3
+
+
 @pytest.mark.parametrize("video", ["mpeg1_mpg", "vp8_ogv"])
 def test_resized_decode_on_pyav_fallback(pattern_videos, video):
     with open_video(pattern_videos[video], size=32) as r:

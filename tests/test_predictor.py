@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import platform
+
 import numpy as np
 import pytest
 import torch
 
-from video_lstm.inference.predictor import Predictor, resolve_device
+from video_lstm.inference.predictor import Predictor, keep_freed_memory, resolve_device
 from video_lstm.models import DEFAULT_MODEL, create_model
 from video_lstm.models.checkpoint import ModelMeta, save_checkpoint
 
@@ -30,6 +32,15 @@ def test_cpu_plan_is_fp32_channels_last():
     assert plan.device.type == "cpu"
     assert plan.amp_dtype is None and plan.precision == "fp32"
     assert plan.channels_last
+
+
+def test_cpu_defaults_small_cnn_batches_and_keeps_freed_memory():
+    assert resolve_device("cpu").frame_batch == 8
+    assert make_predictor().frame_batch == 8
+    assert make_predictor(frame_batch=3).frame_batch == 3
+    # A CPU predictor has asked glibc to keep freed blocks (asking again is harmless).
+    expected = platform.libc_ver()[0] == "glibc"
+    assert keep_freed_memory() is expected and keep_freed_memory() is expected
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])

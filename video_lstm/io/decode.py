@@ -216,6 +216,9 @@ class _PyAVSource:
         self.threads = threads
         self.pixel_format = "rgb24"  # set per read by VideoReader
         self.pts_to_index = {int(p): i for i, p in enumerate(probe.pts)}
+        # One reformatter keeps its scaler between frames; ``frame.to_ndarray(width=...)`` builds
+        # a new one per frame (360p -> 128 px RGB: 0.8 ms a frame against 0.14 ms reused).
+        self._reformatter = av.video.reformatter.VideoReformatter()
         self._open()
         self._used = False  # whether the container has been read since it was opened
         self.num_seeks = 0  # seeks and rewinds so far (sequential reading should need none)
@@ -258,11 +261,10 @@ class _PyAVSource:
     def _to_array(self, frame: av.VideoFrame) -> np.ndarray:
         if self.pixel_format == "yuv420p" and not self.resize:
             return frame.to_ndarray(format="yuv420p")  # (H * 3 // 2, W): no conversion
-        if self.resize:
-            return frame.to_ndarray(
-                format="rgb24", width=self.width, height=self.height, interpolation="BILINEAR"
-            )
-        return frame.to_ndarray(format="rgb24")
+        rgb = self._reformatter.reformat(
+            frame, width=self.width, height=self.height, format="rgb24", interpolation="BILINEAR"
+        )
+        return rgb.to_ndarray()
 
     def _start(self, key_pos: int) -> None:
         self._key_pos = key_pos
