@@ -23,9 +23,11 @@ from video_lstm.models import (
     model_config,
     register_model,
 )
+from video_lstm.models.backbone import fold_batchnorm
 from video_lstm.models.temporal import (
     ConvRecurrentTemporal,
     PooledRecurrentTemporal,
+    StepInput,
     step_difference,
 )
 
@@ -311,6 +313,39 @@ def test_lstm_forget_bias_starts_at_one() -> None:
 def test_step_difference_is_zero_first_then_the_change() -> None:
     x = torch.tensor([[1.0, 4.0, 9.0, 9.0]]).view(1, 4, 1)
     torch.testing.assert_close(step_difference(x).flatten(), torch.tensor([0.0, 3.0, 5.0, 0.0]))
+
+
+@pytest.mark.parametrize("kernel", [1, 3])
+def test_step_input_projects_the_difference_without_concatenating(kernel: int) -> None:
+    torch.manual_seed(0)
+    step = StepInput(3, frame_diff=True, proj_channels=4, proj_kernel=kernel)
+    bn = step.proj[1]
+    with torch.no_grad():  # BatchNorm away from identity, so a wrong bias would show
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.weight.uniform_(0.5, 2)
+        bn.bias.uniform_(-1, 1)
+    x = torch.randn(2, 5, 3, 6, 6)
+
+    def by_hand(x: torch.Tensor) -> torch.Tensor:  # project [x_t, x_t - x_{t-1}]
+        steps = torch.cat([x, step_difference(x)], dim=2).flatten(0, 1)
+        return step.proj(steps).unflatten(0, (2, 5))
+
+    # Training: same outputs and the same weight gradients.
+    ref = by_hand(x)
+    (g_ref,) = torch.autograd.grad(ref.square().sum(), step.proj[0].weight)
+    out = step(x)
+    (g_out,) = torch.autograd.grad(out.square().sum(), step.proj[0].weight)
+    torch.testing.assert_close(out, ref)
+    # (float32 sums in another order, through batch statistics: agree to ~1e-4 of the scale)
+    torch.testing.assert_close(g_out, g_ref, rtol=1e-3, atol=1e-3 * g_ref.abs().max().item())
+    # Inference, also with the BatchNorm folded into the conv (as the Predictor runs it).
+    step.eval()
+    with torch.no_grad():
+        ref = by_hand(x)
+        torch.testing.assert_close(step(x), ref)
+        torch.testing.assert_close(fold_batchnorm(step)(x), ref)
+    assert isinstance(step.proj[1], nn.Identity)
 
 
 @pytest.mark.parametrize("proj_channels", [0, 5])

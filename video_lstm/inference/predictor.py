@@ -170,10 +170,11 @@ class Predictor:
         self.checkpoint = checkpoint
         self.frame_batch = frame_batch
         self.window_batch = window_batch
-        # A copy: BatchNorm is folded into the frozen backbone's convs for inference (1.3x on
-        # the compact model's CPU trunk), which must not change the caller's trainable model.
+        # A copy: BatchNorm is folded into the convs before it for inference (the backbone's:
+        # 1.3x on the compact model's CPU trunk; the temporal model's input projection), which
+        # must not change the caller's trainable model.
         model = copy.deepcopy(model).eval()
-        fold_batchnorm(model.backbone)
+        fold_batchnorm(model)
         model = model.to(self.plan.device)
         if self.plan.channels_last:
             model = model.to(memory_format=torch.channels_last)

@@ -136,14 +136,35 @@ class StepInput(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, T, C, ...)`` -> ``(B, T, out_channels, ...)``."""
+        if self.proj is None:
+            return torch.cat([x, step_difference(x)], dim=2) if self.frame_diff else x
+        if x.dim() != 5:
+            raise ValueError(f"proj_channels needs maps (B, T, C, h, w), got {tuple(x.shape)}")
+        b, t = x.shape[:2]
         if self.frame_diff:
-            x = torch.cat([x, step_difference(x)], dim=2)
-        if self.proj is not None:
-            if x.dim() != 5:
-                raise ValueError(f"proj_channels needs maps (B, T, C, h, w), got {tuple(x.shape)}")
-            b, t = x.shape[:2]
-            x = self.proj(x.flatten(0, 1)).unflatten(0, (b, t))  # (B, T, C', h, w)
-        return x
+            x = self._project_with_difference(x)  # (B*T, C', h, w), before the norm
+            return self.proj[1:](x).unflatten(0, (b, t))
+        return self.proj(x.flatten(0, 1)).unflatten(0, (b, t))  # (B, T, C', h, w)
+
+    def _project_with_difference(self, x: Tensor) -> Tensor:
+        """The projection conv of ``[x_t, x_t - x_{t-1}]`` without building that 2C-channel input.
+
+        The conv is linear: with its weight split as ``[W_x, W_d]`` over the two halves,
+        ``W_x x_t + W_d (x_t - x_{t-1}) = (W_x + W_d) x_t - W_d x_{t-1}``, and at the first step
+        (difference zero) ``W_x x_0 = (W_x + W_d) x_0 - W_d x_0``. One conv over the C-channel
+        maps gives both terms. On the compact model's window heads the concatenation, the
+        subtraction and the channels-last copy of the 2C-channel input were a third of the time.
+        """
+        conv = self.proj[0]
+        c = x.shape[2]
+        w_x, w_d = conv.weight[:, :c], conv.weight[:, c:]
+        b, t = x.shape[:2]
+        both = F.conv2d(x.flatten(0, 1), torch.cat([w_x + w_d, w_d]), padding=conv.padding)
+        now, before = both.unflatten(0, (b, t)).chunk(2, dim=2)  # (B, T, C', h, w) each
+        out = now - torch.cat([before[:, :1], before[:, :-1]], dim=1)
+        if conv.bias is not None:  # a folded BatchNorm
+            out = out + conv.bias[:, None, None]
+        return out.flatten(0, 1)  # (B*T, C', h, w)
 
 
 class RecurrentTemporal(nn.Module):
