@@ -1,7 +1,8 @@
 """Benchmark the annotation pipeline against its parts and against the naive per-window approach.
 
 On a generated 360p 30 fps video with the default compact model (untrained weights: speed only)
-it measures, in one run (median of ``--repeats``), source frames per second of:
+it measures, in one run (median of ``--repeats`` rounds, each timing every stage once), source
+frames per second of:
 
 - decode (model input: every ``frame_interval``-th frame, resized in the decoder, with the
   backend the pipeline picks; decord's time is shown beside it, outside the bound),
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -93,12 +95,19 @@ def make_checkpoint(path: Path, *, clip_len: int, frame_interval: int) -> Path:
 
 
 def median_time(fn, repeats: int) -> float:
-    times = []
+    return median_times({"": fn}, repeats)[""]
+
+
+def median_times(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each function over ``repeats`` rounds, each round running every
+    function once: a slow spell of a shared machine then hits every stage, not just one."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def rss_child(video: str, checkpoint: str, out: str) -> None:
@@ -218,15 +227,19 @@ def main() -> None:
         annotate_video(str(video), pred, str(work / "e2e"), outputs=E2E_OUTPUTS, progress=False)
 
     other = "decord" if model_backend == "pyav" else "pyav"
-    t_other = median_time(lambda: decode_model_input(other), args.repeats)
-    t = {
-        f"decode (model input, {model_backend})": median_time(decode_model_input, args.repeats),
-        "decode (full res, PyAV)": median_time(decode_full, args.repeats),
-        "CNN features": median_time(cnn, args.repeats),
-        "writers (overlay+H.264)": median_time(write, args.repeats),
-    }
-    t_heads = median_time(heads, args.repeats)
-    t_e2e = median_time(e2e, args.repeats)
+    t = median_times(
+        {
+            f"decode (model input, {model_backend})": decode_model_input,
+            "decode (full res, PyAV)": decode_full,
+            "CNN features": cnn,
+            "writers (overlay+H.264)": write,
+            "heads": heads,
+            "e2e": e2e,
+            "other decoder": lambda: decode_model_input(other),
+        },
+        args.repeats,
+    )
+    t_heads, t_e2e, t_other = t.pop("heads"), t.pop("e2e"), t.pop("other decoder")
     rate = {k: n / v for k, v in t.items()}
     bound = 1 / sum(1 / r for r in rate.values())
     bound_heads = 1 / (1 / bound + t_heads / n)

@@ -57,6 +57,18 @@ class _SameConv2d(nn.Conv2d):
         return super().forward(F.pad(x, self._pad))
 
 
+def _tanh(x: Tensor) -> Tensor:
+    """``tanh(x)``, on CPU computed as ``2 sigmoid(2x) - 1`` (the same function, within 2e-7).
+
+    torch's CPU tanh kernel is slow next to its sigmoid: on a (64, 32, 16, 16) gate map 0.68 ms
+    (1.9 ms on a channel slice of the stacked gates) against 0.2 ms this way, which made tanh
+    the third largest cost of the compact model's window heads. GPUs keep the one-kernel tanh.
+    """
+    if x.device.type != "cpu":
+        return torch.tanh(x)
+    return torch.sigmoid(x * 2) * 2 - 1
+
+
 def _fold_time(x: Tensor) -> Tensor:
     b, t = x.shape[:2]
     return x.reshape(b * t, *x.shape[2:])  # (B*T, C, H, W)
@@ -167,7 +179,7 @@ class ConvLSTMCell(nn.Module):
         if state is None:  # h = c = 0: the hidden conv and the peepholes contribute nothing
             gates = x_gates
             i, f, g, o = gates.chunk(4, dim=1)
-            c = torch.sigmoid(i) * torch.tanh(g)
+            c = torch.sigmoid(i) * _tanh(g)
         else:
             h_prev, c_prev = state
             gates = self.conv_h(h_prev).add_(x_gates)  # in place on the fresh conv output
@@ -176,10 +188,10 @@ class ConvLSTMCell(nn.Module):
                 i = i + self.w_ci * c_prev
                 f = f + self.w_cf * c_prev
             # c_t = f_t * c_{t-1} + i_t * g_t, fused as addcmul
-            c = torch.addcmul(torch.sigmoid(f) * c_prev, torch.sigmoid(i), torch.tanh(g))
+            c = torch.addcmul(torch.sigmoid(f) * c_prev, torch.sigmoid(i), _tanh(g))
         if self.w_co is not None:
             o = o + self.w_co * c
-        h = torch.sigmoid(o) * torch.tanh(c)
+        h = torch.sigmoid(o) * _tanh(c)
         return h, c
 
     def forward(self, x: Tensor, state: LSTMState | None = None) -> tuple[Tensor, LSTMState]:
@@ -235,11 +247,11 @@ class ConvGRUCell(nn.Module):
         xr, xz, xn = x_gates.chunk(3, dim=1)
         if h_prev is None:  # h = 0: the hidden terms vanish
             z = torch.sigmoid(xz)
-            return (1 - z) * torch.tanh(xn)
+            return (1 - z) * _tanh(xn)
         hr, hz = self.conv_hrz(h_prev).chunk(2, dim=1)
         r = torch.sigmoid(xr + hr)
         z = torch.sigmoid(xz + hz)
-        n = torch.tanh(xn + self.conv_hn(r * h_prev))
+        n = _tanh(xn + self.conv_hn(r * h_prev))
         return (1 - z) * n + z * h_prev
 
     def forward(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
