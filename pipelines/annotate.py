@@ -87,7 +87,7 @@ class AnnotateSettings:
     decode_size: int | None = None
     chunk_size: int = 64
     frame_batch: int | None = None
-    window_batch: int = 64
+    window_batch: int | None = None
     prefetch: int = 0
     save_window_scores: bool = False
     device: str = "auto"
@@ -500,7 +500,7 @@ def annotate_video(
     decode_size: int | None = None,
     chunk_size: int = 64,
     frame_batch: int | None = None,
-    window_batch: int = 64,
+    window_batch: int | None = None,
     prefetch: int = 0,
     save_window_scores: bool = False,
     device: str = "auto",
@@ -534,7 +534,7 @@ def annotate_video(
         decode_size: Short side the decoder resizes to for the model (default: the model's size).
         chunk_size: Sampled frames decoded per chunk (bounds memory).
         frame_batch: Frames per CNN pass (default: 8 on CPU, 32 on GPU).
-        window_batch: Windows per temporal-model pass.
+        window_batch: Windows per temporal-model pass (default: 32 on CPU, 64 on GPU).
         prefetch: Chunks decoded ahead in a background thread (0 = decode inline; on 2 CPU
             cores the thread competed with the CNN and was slower, so it is off by default).
         save_window_scores: Also store per-window spans and probabilities in the JSON.

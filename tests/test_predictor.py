@@ -34,10 +34,13 @@ def test_cpu_plan_is_fp32_channels_last():
     assert plan.channels_last
 
 
-def test_cpu_defaults_small_cnn_batches_and_keeps_freed_memory():
-    assert resolve_device("cpu").frame_batch == 8
-    assert make_predictor().frame_batch == 8
-    assert make_predictor(frame_batch=3).frame_batch == 3
+def test_cpu_defaults_small_batches_and_keeps_freed_memory():
+    plan = resolve_device("cpu")
+    assert (plan.frame_batch, plan.window_batch) == (8, 32)
+    pred = make_predictor()
+    assert (pred.frame_batch, pred.window_batch) == (8, 32)
+    pred = make_predictor(frame_batch=3, window_batch=5)
+    assert (pred.frame_batch, pred.window_batch) == (3, 5)
     # A CPU predictor has asked glibc to keep freed blocks (asking again is harmless).
     expected = platform.libc_ver()[0] == "glibc"
     assert keep_freed_memory() is expected and keep_freed_memory() is expected

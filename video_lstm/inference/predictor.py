@@ -41,12 +41,14 @@ class DevicePlan:
         amp_dtype: Autocast dtype, or ``None`` for plain fp32.
         channels_last: Convert the model (and CNN inputs) to channels-last memory format.
         frame_batch: Default frames per CNN pass.
+        window_batch: Default windows per temporal-model/head pass.
     """
 
     device: torch.device
     amp_dtype: torch.dtype | None
     channels_last: bool
     frame_batch: int
+    window_batch: int
 
     @property
     def precision(self) -> str:
@@ -67,9 +69,10 @@ def resolve_device(device: str = "auto", precision: str = "auto") -> DevicePlan:
     otherwise; on CPU always fp32: bf16 on the CPUs we measured is 7-30x slower than fp32, so
     asking for it there is an error rather than a silent slowdown. Channels-last is used on
     both (1.2-1.5x for CNNs on CPU with ``inference_mode``; tensor-core friendly on GPU).
-    The CNN runs 8 frames per pass on CPU (the compact trunk: 950 frames/s at 8, 480 at 32 on 2
-    cores, where a 32-frame batch's activations no longer fit the allocator's reuse, see
-    :func:`keep_freed_memory`) and 32 on GPU.
+    Batches are smaller on CPU, where a big batch's tensors outgrow the allocator's reuse (see
+    :func:`keep_freed_memory`): the CNN runs 8 frames per pass (the compact trunk on 2 cores: 950
+    frames/s at 8, 480 at 32) and the window heads 32 windows (10% faster than 64); on GPU 32
+    and 64.
 
     Args:
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
@@ -94,10 +97,10 @@ def resolve_device(device: str = "auto", precision: str = "auto") -> DevicePlan:
                 f"precision {precision!r} on CPU is much slower than fp32 here; use 'fp32' or "
                 "'auto' (half precision is for CUDA)"
             )
-        return DevicePlan(dev, None, channels_last=True, frame_batch=8)
+        return DevicePlan(dev, None, channels_last=True, frame_batch=8, window_batch=32)
     if precision == "auto":
         precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return DevicePlan(dev, _DTYPES[precision], channels_last=True, frame_batch=32)
+    return DevicePlan(dev, _DTYPES[precision], channels_last=True, frame_batch=32, window_batch=64)
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc malloc.h
@@ -140,7 +143,8 @@ class Predictor:
         precision: See :func:`resolve_device`.
         frame_batch: Frames per CNN forward pass (bounds activation memory); ``None``: the
             device's default (8 on CPU, 32 on GPU; see :func:`resolve_device`).
-        window_batch: Windows per temporal-model/head pass.
+        window_batch: Windows per temporal-model/head pass; ``None``: the device's default (32
+            on CPU, 64 on GPU).
         checkpoint: Where the model came from (recorded in outputs).
     """
 
@@ -152,7 +156,7 @@ class Predictor:
         device: str = "auto",
         precision: str = "auto",
         frame_batch: int | None = None,
-        window_batch: int = 64,
+        window_batch: int | None = None,
         checkpoint: str | None = None,
     ) -> None:
         from video_lstm.data.transforms import eval_transform
@@ -160,6 +164,8 @@ class Predictor:
         self.plan = resolve_device(device, precision)
         if frame_batch is None:
             frame_batch = self.plan.frame_batch
+        if window_batch is None:
+            window_batch = self.plan.window_batch
         if frame_batch < 1 or window_batch < 1:
             raise ValueError(
                 f"frame_batch and window_batch must be >= 1, got {frame_batch}, {window_batch}"
