@@ -81,9 +81,10 @@ def test_discovery_filters_and_mirrors(tmp_path):
         discover_videos(tmp_path / "nowhere")
 
 
-def test_bad_files_are_reported_and_the_run_goes_on(folder, checkpoint, tmp_path):
+@pytest.mark.parametrize("prefetch", [0, 2])  # decoding inline or in a worker process
+def test_bad_files_are_reported_and_the_run_goes_on(folder, checkpoint, tmp_path, prefetch):
     out = tmp_path / "out"
-    summary = run_folder(str(folder), str(checkpoint), str(out), **FAST)
+    summary = run_folder(str(folder), str(checkpoint), str(out), prefetch=prefetch, **FAST)
     assert sorted(summary.done) == ["a.mp4", "sub/b.mp4"]
     assert sorted(summary.failed) == ["empty.mp4", "notes.mp4", "sub/truncated.mp4"]
     assert all(reason for reason in summary.failed.values())

@@ -16,6 +16,11 @@ class VideoError(Exception):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
+    def __reduce__(self) -> tuple:
+        # Rebuilt from (path, reason): the batch pipeline's decode worker sends errors across
+        # processes, and the default (the formatted message as the only argument) cannot be.
+        return type(self), (self.path, self.reason)
+
 
 class VideoNotFoundError(VideoError, FileNotFoundError):
     """The file does not exist."""
