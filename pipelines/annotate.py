@@ -336,8 +336,9 @@ def pass_backends(backend: str, device: torch.device) -> tuple[str, str]:
     - model input: PyAV on CPU. decord keeps decoding ahead in a background thread after each
       read, which fights the CNN's OpenMP threads for the cores: on 2 cores the interleaved
       decode + CNN of a 60 s 360p video took 3.2-3.8 s with decord (0.55 s decode and 1.3 s CNN
-      when run apart) and 2.2 s with PyAV, which decodes only when asked. On GPU the CNN leaves
-      the cores free, so decord's read-ahead is overlap, not contention: ``"auto"``.
+      when run apart) and 2.2 s with PyAV, which decodes only when asked (1.6 s since PyAV
+      reuses its scaler, see ``io.decode``). On GPU the CNN leaves the cores free, so decord's
+      read-ahead is overlap, not contention: ``"auto"``.
     - annotated video: PyAV. With a decord reader open while x264 encodes, peak RSS grew by
       ~0.7 MB per written 360p frame (1.2 GB for 1 min); PyAV stayed flat (~0.3 GB).
     """

@@ -94,10 +94,6 @@ def make_checkpoint(path: Path, *, clip_len: int, frame_interval: int) -> Path:
     return save_checkpoint(path, model, meta)
 
 
-def median_time(fn, repeats: int) -> float:
-    return median_times({"": fn}, repeats)[""]
-
-
 def median_times(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
     """Median seconds of each function over ``repeats`` rounds, each round running every
     function once: a slow spell of a shared machine then hits every stage, not just one."""
