@@ -149,7 +149,8 @@ def test_predictor_folds_batchnorm_into_a_copy():
     model = make_model().eval()
     keys = set(model.state_dict())
     pred = make_predictor(model)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in pred.model.backbone.modules())
+    # Every conv->BN pair, the temporal model's input projection included.
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in pred.model.modules())
     assert set(model.state_dict()) == keys  # still trainable and saveable as before
     frames = np.random.default_rng(2).integers(0, 256, (6, 64, 64, 3), dtype=np.uint8)
     with torch.inference_mode():
