@@ -22,7 +22,8 @@ from typing import Any
 
 from pipelines.annotate import OUTPUTS, AnnotateSettings, annotate_with_predictor
 from video_lstm.errors import VideoError
-from video_lstm.io.write import clip_path, write_json
+from video_lstm.io.clips import clip_path
+from video_lstm.io.files import write_json
 
 __all__ = [
     "DEFAULT_EXTENSIONS",
@@ -150,7 +151,7 @@ def _remove_stale(job: VideoJob) -> None:
     for part in job.out_dir.rglob("*.part"):  # no glob on the name: it may contain "["
         if part.name.startswith((f".{job.name}.", f".{job.name}_")):
             part.unlink(missing_ok=True)
-    # The clip naming scheme is io.write.clip_path's: <safe name>_<start>-<end>.mp4
+    # The clip naming scheme is io.clips.clip_path's: <safe name>_<start>-<end>.mp4
     safe = clip_path(job.out_dir, "x", job.name, 0, 0).name[: -len("000000-000000.mp4")]
     pattern = re.compile(rf"{re.escape(safe)}\d{{6,}}-\d{{6,}}\.mp4")
     clips = job.out_dir / "clips"

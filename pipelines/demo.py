@@ -64,7 +64,7 @@ def run_demo(
     """
     from pipelines.batch import run_folder
     from video_lstm.data.synthetic import write_dataset
-    from video_lstm.io.write import atomic_path
+    from video_lstm.io.files import atomic_path
     from video_lstm.training.cli import main as train_main
     from video_lstm.training.extract import extract_for_config
 

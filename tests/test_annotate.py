@@ -12,19 +12,18 @@ import pytest
 import torch
 
 import pipelines.annotate as annotate_mod
-from pipelines.annotate import (
-    AnnotateSettings,
-    annotate_video,
+from pipelines.annotate import AnnotateSettings, annotate_video
+from video_lstm import open_video
+from video_lstm.data.sampling import sliding_window_starts
+from video_lstm.errors import NotAVideoError
+from video_lstm.inference.predictor import Predictor
+from video_lstm.inference.scoring import (
     pass_backends,
     score_video,
     score_video_batched,
     score_video_naive,
 )
-from video_lstm import open_video
-from video_lstm.data.sampling import sliding_window_starts
-from video_lstm.errors import NotAVideoError
-from video_lstm.inference.predictor import Predictor
-from video_lstm.io.write import VideoWriter
+from video_lstm.io.video import VideoWriter
 from video_lstm.models import DEFAULT_MODEL, create_model
 from video_lstm.models.checkpoint import ModelMeta, save_checkpoint
 

@@ -17,7 +17,7 @@ import torch
 
 import pipelines.annotate as annotate_mod
 from pipelines.batch import discover_videos, plan_outputs, run_folder
-from video_lstm.io.write import VideoWriter
+from video_lstm.io.video import VideoWriter
 from video_lstm.models import DEFAULT_MODEL, create_model
 from video_lstm.models.checkpoint import ModelMeta, save_checkpoint
 

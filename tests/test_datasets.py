@@ -21,7 +21,7 @@ from video_lstm.data.datasets import (
     from_ucf101,
     load_manifest,
 )
-from video_lstm.io.write import VideoWriter
+from video_lstm.io.video import VideoWriter
 
 
 def touch(path, data: bytes = b"\x00video") -> None:

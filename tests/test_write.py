@@ -11,23 +11,12 @@ import cv2
 import numpy as np
 import pytest
 
+from video_lstm.io.clips import clip_path, cut_clip
 from video_lstm.io.decode import open_video
-from video_lstm.io.write import (
-    AnnotationStyle,
-    Overlay,
-    VideoWriter,
-    atomic_path,
-    class_colors,
-    clip_path,
-    cut_clip,
-    format_timestamp,
-    rgb_to_i420,
-    write_annotated_video,
-    write_json,
-    write_segments_csv,
-    write_srt,
-    write_vtt,
-)
+from video_lstm.io.files import atomic_path, write_json
+from video_lstm.io.overlay import AnnotationStyle, Overlay, class_colors, rgb_to_i420
+from video_lstm.io.results import format_timestamp, write_segments_csv, write_srt, write_vtt
+from video_lstm.io.video import VideoWriter, write_annotated_video
 from video_lstm.types import Segment
 
 NAMES = ["walk", "jump", "wave"]

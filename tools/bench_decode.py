@@ -35,7 +35,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from video_lstm.io.decode import open_video, output_size
-from video_lstm.io.write import VideoWriter
+from video_lstm.io.video import VideoWriter
 
 CHUNK = 64
 CLIP_LEN = 16

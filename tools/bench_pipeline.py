@@ -41,15 +41,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipelines.annotate import (  # noqa: E402
-    annotate_video,
+from pipelines.annotate import annotate_video  # noqa: E402
+from video_lstm.inference.predictor import Predictor  # noqa: E402
+from video_lstm.inference.scoring import (  # noqa: E402
     pass_backends,
     score_video,
     score_video_naive,
 )
-from video_lstm.inference.predictor import Predictor  # noqa: E402
 from video_lstm.io.decode import open_video  # noqa: E402
-from video_lstm.io.write import Overlay, VideoWriter, write_annotated_video  # noqa: E402
+from video_lstm.io.overlay import Overlay  # noqa: E402
+from video_lstm.io.video import VideoWriter, write_annotated_video  # noqa: E402
 from video_lstm.models import DEFAULT_MODEL, create_model  # noqa: E402
 from video_lstm.models.checkpoint import ModelMeta, save_checkpoint  # noqa: E402
 from video_lstm.types import Segment  # noqa: E402

@@ -1,4 +1,4 @@
-"""Frame accuracy of a stream-copy cut (ffmpeg ``-ss -to -c copy``) vs ``io.write.cut_clip``.
+"""Frame accuracy of a stream-copy cut (ffmpeg ``-ss -to -c copy``) vs ``io.clips.cut_clip``.
 
 Writes a 25 fps H.264 source with one keyframe every 250 frames whose frames carry their index in
 binary blocks, cuts the same spans both ways, and prints how many frames each clip holds and which
@@ -17,7 +17,8 @@ import av
 import imageio_ffmpeg
 import numpy as np
 
-from video_lstm.io.write import VideoWriter, cut_clip
+from video_lstm.io.clips import cut_clip
+from video_lstm.io.video import VideoWriter
 
 FPS, N, GOP, W, H, BITS, BW = 25, 600, 250, 320, 240, 10, 32
 

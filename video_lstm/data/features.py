@@ -37,7 +37,7 @@ from torch.utils.data import Dataset
 
 from video_lstm.data.sampling import clip_starts, fit_to_length
 from video_lstm.errors import VideoError
-from video_lstm.io.write import atomic_path
+from video_lstm.io.files import atomic_path
 
 log = logging.getLogger(__name__)
 

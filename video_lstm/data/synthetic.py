@@ -29,7 +29,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from video_lstm.io.write import VideoWriter, atomic_path, write_json
+from video_lstm.io.files import atomic_path, write_json
+from video_lstm.io.video import VideoWriter
 from video_lstm.types import Segment
 
 ACTIONS: tuple[str, ...] = (

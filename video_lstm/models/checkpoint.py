@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from video_lstm.io.write import atomic_path
+from video_lstm.io.files import atomic_path
 
 META_KEY = "video_lstm"
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from video_lstm.io.write import atomic_path
+from video_lstm.io.files import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from jsonargparse import CLI
 from torch.utils.data import DataLoader
 
 from video_lstm.data.features import adapt_features
-from video_lstm.io.write import atomic_path
+from video_lstm.io.files import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,241 @@
+"""H.264 video through PyAV (atomic), and the annotated video streamed through the overlay."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Protocol
+
+import av
+import numpy as np
+
+from video_lstm.io.files import atomic_path
+from video_lstm.io.overlay import AnnotationStyle, Overlay, rgb_to_i420
+from video_lstm.types import Segment
+
+
+class FrameSource(Protocol):
+    """What the writers need from a reader (``video_lstm.io.decode.open_video`` returns one)."""
+
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+
+    def get_frames(self, indices: Sequence[int] | np.ndarray) -> np.ndarray: ...
+
+    def iter_chunks(self, chunk_size: int) -> Iterator[tuple[int, np.ndarray]]: ...
+
+
+class VideoWriter:
+    """Encode RGB uint8 frames to an H.264 MP4 (yuv420p, plays in browsers) atomically.
+
+    Example:
+        >>> with VideoWriter("out.mp4", fps=30, width=320, height=240) as w:
+        ...     w.write(frames)  # (N, H, W, 3) or (H, W, 3) uint8 RGB
+
+    Args:
+        path: Output file; it appears under this name only when the writer closes without error.
+        fps: Frame rate (may be fractional, e.g. 29.97).
+        width: Frame width; must be even for yuv420p.
+        height: Frame height; must be even for yuv420p.
+        crf: x264 quality (lower is better; 18 is visually lossless, 23 is x264's default).
+        preset: x264 speed preset.
+        codec: PyAV encoder name; ``"libx264"`` by default, ``"ffv1"`` (with ``.mkv``) for lossless.
+        gop: Keyframe interval in frames.
+        threads: Encoder threads (0 lets the encoder choose).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        fps: float,
+        width: int,
+        height: int,
+        crf: int = 23,
+        preset: str = "veryfast",
+        codec: str = "libx264",
+        gop: int | None = None,
+        threads: int = 0,
+    ) -> None:
+        if width <= 0 or height <= 0:
+            raise ValueError(f"{path}: frame size must be positive, got {width}x{height}")
+        if codec == "libx264" and (width % 2 or height % 2):
+            raise ValueError(
+                f"{path}: H.264 (yuv420p) needs even width and height, got {width}x{height}"
+            )
+        if fps <= 0:
+            raise ValueError(f"{path}: fps must be positive, got {fps}")
+        self.path = Path(path)
+        self.width, self.height = width, height
+        self.num_written = 0
+        self._i420 = codec == "libx264"
+        self._atomic = atomic_path(self.path)
+        tmp = self._atomic.__enter__()
+        try:
+            fmt = "matroska" if self.path.suffix.lower() == ".mkv" else None
+            self._container = av.open(str(tmp), mode="w", format=fmt or "mp4")
+            rate = Fraction(fps).limit_denominator(1001)
+            self._stream = self._container.add_stream(codec, rate=rate)
+            self._stream.width, self._stream.height = width, height
+            if codec == "libx264":
+                self._stream.pix_fmt = "yuv420p"
+                self._stream.options = {"crf": str(crf), "preset": preset}
+            elif codec == "ffv1":
+                self._stream.pix_fmt = (
+                    "bgr0"  # RGB without chroma subsampling: bit-exact round trip
+                )
+            if gop is not None:
+                self._stream.codec_context.gop_size = gop
+            self._stream.codec_context.thread_count = threads
+        except BaseException:
+            self._atomic.__exit__(None, None, None)
+            raise
+
+    def write(self, frames: np.ndarray) -> None:
+        """Encode one frame ``(H, W, 3)`` or a batch ``(N, H, W, 3)`` of RGB uint8."""
+        frames = np.asarray(frames)
+        if frames.ndim == 3:
+            frames = frames[None]
+        if frames.ndim != 4 or frames.shape[1:] != (self.height, self.width, 3):
+            raise ValueError(
+                f"{self.path}: expected frames (N, {self.height}, {self.width}, 3), got {frames.shape}"
+            )
+        for frame in frames:
+            frame = np.ascontiguousarray(frame, dtype=np.uint8)
+            if self._i420:
+                vf = av.VideoFrame.from_ndarray(rgb_to_i420(frame), format="yuv420p")
+            else:
+                vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            self._encode(vf)
+        self.num_written += len(frames)
+
+    def write_i420(self, planes: np.ndarray) -> None:
+        """Encode frames already in I420 (yuv420p) layout, with no colour conversion.
+
+        Args:
+            planes: ``(H * 3 // 2, W)`` or ``(N, H * 3 // 2, W)`` uint8: the Y plane, then U and
+                V (each ``H/2 x W/2``) packed row-wise, as ``cv2.COLOR_RGB2YUV_I420`` returns
+                and ``VideoFrame.to_ndarray(format="yuv420p")`` gives.
+        """
+        if not self._i420:
+            raise ValueError(f"{self.path}: write_i420 needs codec libx264 (yuv420p)")
+        planes = np.asarray(planes)
+        if planes.ndim == 2:
+            planes = planes[None]
+        if planes.ndim != 3 or planes.shape[1:] != (self.height * 3 // 2, self.width):
+            raise ValueError(
+                f"{self.path}: expected I420 frames (N, {self.height * 3 // 2}, {self.width}), "
+                f"got {planes.shape}"
+            )
+        for p in planes:
+            self._encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(p), format="yuv420p"))
+        self.num_written += len(planes)
+
+    def _encode(self, frame: av.VideoFrame) -> None:
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        """Flush the encoder and move the file into place."""
+        try:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+        finally:
+            self._container.close()
+        self._atomic.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        """Drop everything written so far; no file appears under ``path``."""
+        self._container.close()
+        self._atomic.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _pad_even(frames: np.ndarray) -> np.ndarray:
+    """Replicate the last row/column so H.264 (yuv420p) gets even sizes."""
+    h, w = frames.shape[1:3]
+    if h % 2 == 0 and w % 2 == 0:
+        return frames
+    return np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+
+
+def write_annotated_video(
+    reader: FrameSource,
+    out_path: str | Path,
+    *,
+    class_names: Sequence[str],
+    segments: Sequence[Segment],
+    labels: np.ndarray,
+    scores: np.ndarray,
+    style: AnnotationStyle | None = None,
+    chunk_size: int = 64,
+    crf: int = 23,
+    preset: str = "ultrafast",
+) -> Path:
+    """Stream a video through the overlay into an H.264 MP4 at the source fps, atomically.
+
+    Memory stays bounded by ``chunk_size`` frames. Odd frame sizes are padded by one replicated
+    row/column (yuv420p needs even sizes). A reader that can hand out its decoded I420 planes
+    (``supports_i420``, e.g. ``open_video(..., backend="pyav")``) is drawn on in YUV
+    (:meth:`Overlay.draw_i420`); any other reader goes through RGB.
+
+    Args:
+        reader: An open video (``num_frames``, ``fps``, ``width``, ``height``, ``iter_chunks``).
+        out_path: Output ``.mp4``.
+        class_names: The model's class names.
+        segments: Segments for the timeline.
+        labels: ``(num_frames,)`` class index per frame (``-1`` = no action), e.g. from
+            ``inference.segments.frame_labels_from_segments``.
+        scores: ``(num_frames,)`` confidence per frame.
+        style: Overlay look.
+        chunk_size: Frames decoded and drawn at a time.
+        crf: x264 quality.
+        preset: x264 preset; ``ultrafast`` encodes 360p ~2.4x faster than ``veryfast`` (1370 vs
+            570 fps measured) for files ~2x larger: right for a preview, clips keep ``veryfast``.
+
+    Returns:
+        ``out_path``.
+    """
+    labels = np.asarray(labels).reshape(-1)
+    scores = np.asarray(scores).reshape(-1)
+    n = reader.num_frames
+    if len(labels) != n or len(scores) != n:
+        raise ValueError(
+            f"{out_path}: video has {n} frames but got {len(labels)} labels, {len(scores)} scores"
+        )
+    overlay = Overlay(
+        class_names,
+        num_frames=n,
+        width=reader.width,
+        height=reader.height,
+        segments=segments,
+        style=style,
+    )
+    w, h = reader.width + reader.width % 2, reader.height + reader.height % 2
+    with VideoWriter(out_path, fps=reader.fps, width=w, height=h, crf=crf, preset=preset) as vw:
+        if getattr(reader, "supports_i420", False):
+            # The decoder's own yuv420p planes, drawn on and encoded as they are: no
+            # YUV->RGB->YUV round trip (~0.9 ms of a ~1.5 ms 360p frame, measured).
+            for start, planes in reader.iter_chunks(chunk_size, pixel_format="yuv420p"):
+                stop = start + len(planes)
+                vw.write_i420(
+                    overlay.draw_i420(planes, start, labels[start:stop], scores[start:stop])
+                )
+            return Path(out_path)
+        for start, frames in reader.iter_chunks(chunk_size):
+            stop = start + len(frames)
+            # A copy: the reader may hand out views of frames it keeps (a cache).
+            drawn = overlay.draw(frames, start, labels[start:stop], scores[start:stop])
+            vw.write(_pad_even(drawn))
+    return Path(out_path)
