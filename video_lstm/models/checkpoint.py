@@ -8,10 +8,16 @@ A checkpoint is a ``torch.save`` dict with two keys:
 
 Lightning checkpoints written by ``video_lstm.training`` carry the same ``"video_lstm"`` entry and
 the weights under ``"model."``-prefixed keys; :func:`load_checkpoint` reads both.
+
+Loading never unpickles code: ``torch.load(..., weights_only=True)`` accepts tensors and plain
+values (dict, list, str, numbers) only, which is all both formats hold. A file that needs any
+other Python object (a crafted ``__reduce__`` that would run a command) is refused with
+:class:`UnsafeCheckpointError` before anything in it runs.
 """
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +27,11 @@ import torch
 from video_lstm.io.files import atomic_path
 
 META_KEY = "video_lstm"
+
+
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint that holds Python objects beyond tensors and plain values (it could run
+    code when unpickled); it is refused, not loaded."""
 
 
 @dataclass
@@ -114,6 +125,8 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
 
     Raises:
         FileNotFoundError: No file at ``path``.
+        UnsafeCheckpointError: The file holds Python objects other than tensors and plain values
+            (nothing in it is run).
         ValueError: The file is not a video_lstm checkpoint.
     """
     from video_lstm.models.classifier import ClassifierConfig, VideoClassifier
@@ -122,7 +135,20 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Weights only load failed" not in str(exc):
+            raise ValueError(f"{path}: not a readable checkpoint ({exc})") from exc
+        # weights_only refuses a global it does not allow before calling it: nothing ran.
+        lines = [line.strip() for line in str(exc).splitlines()]
+        detail = next((line for line in lines if "GLOBAL" in line or "global" in line), "")
+        raise UnsafeCheckpointError(
+            f"{path}: refused to load: the checkpoint contains Python objects beyond tensors "
+            f"and plain values, which could run code when unpickled"
+            + (f" ({detail})" if detail else "")
+            + "; if you trust its source, load it with torch.load(weights_only=False) and re-save "
+            "the model with video_lstm.models.checkpoint.save_checkpoint"
+        ) from None
     except Exception as exc:  # torch raises several types for a damaged file
         raise ValueError(f"{path}: not a readable checkpoint ({exc})") from exc
     if not isinstance(ckpt, dict) or META_KEY not in ckpt or "state_dict" not in ckpt:
