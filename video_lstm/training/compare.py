@@ -4,14 +4,21 @@ Each entry is a YAML (typically a model config such as ``configs/model/lstm_lite
 over shared base configs (data + trainer), trained with the training CLI in this process. The
 table (``compare.csv``, ``compare.md``) and a plot (``compare.png``) go to ``out_dir``; each run's
 logs, checkpoints and resolved config go to ``out_dir/<name>/version_N``.
+
+A parameter grid (``--grid model.lr=0.001,0.003``) multiplies the entries. ``engine="local"``
+trains the trials one after another; ``engine="ray"`` runs them as parallel Ray Tune trials on a
+local Ray or a cluster (Tune's own state in ``out_dir/tune``), all reading the same feature cache,
+and writes the same table and plot.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import logging
 import math
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,6 +60,79 @@ def epochs_to_fraction(curve: Sequence[float], fraction: float = 0.9) -> int | N
     return next(i + 1 for i, v in enumerate(curve) if v >= target)
 
 
+def expand_grid(
+    configs: Sequence[str | Path],
+    names: Sequence[str] | None = None,
+    grid: Sequence[str] = (),
+) -> list[tuple[str, str, list[str]]]:
+    """The trials of a comparison: every config times every combination of the grid.
+
+    Args:
+        configs: One YAML per entry.
+        names: Row names (default: the config file stems).
+        grid: ``KEY=V1,V2,...`` items in the training CLI's dotted keys
+            (``model.lr=0.001,0.003``); each combination becomes ``--KEY=V`` arguments.
+
+    Returns:
+        ``(row name, config, extra CLI arguments)`` per trial, configs outermost, in order.
+        With a grid, the row name gets ``_<last key part>=<value>`` per key.
+    """
+    names = list(names) if names else [Path(c).stem for c in configs]
+    if len(names) != len(configs):
+        raise ValueError(f"{len(names)} names for {len(configs)} configs")
+    axes: list[tuple[str, list[str]]] = []
+    for item in grid:
+        key, sep, values = item.partition("=")
+        key = key.strip().lstrip("-")
+        if not sep or not key or not values.strip():
+            raise ValueError(f"grid item {item!r}: expected KEY=V1,V2 (e.g. model.lr=0.001,0.003)")
+        axes.append((key, [v.strip() for v in values.split(",") if v.strip()]))
+    trials = []
+    for name, config in zip(names, configs, strict=True):
+        for combo in itertools.product(*(values for _, values in axes)):
+            extra = [f"--{key}={v}" for (key, _), v in zip(axes, combo, strict=True)]
+            suffix = "".join(
+                f"_{key.rsplit('.', 1)[-1]}={v}" for (key, _), v in zip(axes, combo, strict=True)
+            )
+            trials.append((name + suffix, str(config), extra))
+    return trials
+
+
+def train_one(name: str, args: Sequence[str], out_dir: str | Path) -> dict[str, Any]:
+    """Train one entry with the training CLI (``fit`` + ``args``) and return its table row."""
+    from video_lstm.training.cli import main
+
+    log.info("training %s: %s", name, " ".join(args))
+    t0 = time.perf_counter()
+    cli = main(["fit", *args], root_dir=str(out_dir), name=name)
+    train_time = time.perf_counter() - t0
+    trainer, module = cli.trainer, cli.model
+    curve = read_val_curve(Path(trainer.loggers[0].log_dir) / "metrics.csv")
+    curve5 = read_val_curve(Path(trainer.loggers[0].log_dir) / "metrics.csv", "val/acc5")
+    model = module.model
+    params_trained = sum(
+        p.numel()
+        for n, p in model.named_parameters()
+        if p.requires_grad and not (module.on_features and n.startswith("backbone."))
+    )
+    return {
+        "name": name,
+        "temporal": model.config.temporal,
+        "video_top1": curve[-1] if curve else math.nan,
+        "best_top1": max(curve) if curve else math.nan,
+        "video_top5": curve5[-1] if curve5 else math.nan,
+        "params_total": sum(p.numel() for p in model.parameters()),
+        "params_trained": params_trained,
+        "train_time_s": round(train_time, 1),
+        "epochs": len(curve),
+        "epochs_to_90pct": epochs_to_fraction(curve),
+        "curve": curve,
+        "checkpoint": trainer.checkpoint_callback.best_model_path
+        if trainer.checkpoint_callback
+        else "",
+    }
+
+
 def compare(
     configs: Sequence[str | Path],
     out_dir: str | Path,
@@ -60,8 +140,13 @@ def compare(
     base_configs: Sequence[str | Path] = (),
     extra_args: Sequence[str] = (),
     names: Sequence[str] | None = None,
+    grid: Sequence[str] = (),
+    engine: str = "local",
+    address: str | None = None,
+    cpus_per_trial: int = 1,
+    gpus_per_trial: float = 0.0,
 ) -> list[dict[str, Any]]:
-    """Train each config on the same data and write the comparison table and plot.
+    """Train each config (times each grid combination) on the same data; write table and plot.
 
     Args:
         configs: One YAML per entry, layered after ``base_configs``.
@@ -69,56 +154,92 @@ def compare(
         base_configs: Shared YAMLs (data, trainer) given before each entry.
         extra_args: Extra CLI arguments for every run (e.g. ``--trainer.max_epochs=8``).
         names: Row names (default: the config file stems).
+        grid: Parameter grid, ``KEY=V1,V2`` items (see :func:`expand_grid`).
+        engine: ``local`` trains the trials one after another in this process; ``ray`` runs
+            them as parallel Ray Tune trials (every trial reads the same feature cache).
+        address: Ray cluster to join (``ray`` engine; default: a local Ray sized to the machine).
+        cpus_per_trial: CPUs (and torch threads) per Ray trial.
+        gpus_per_trial: GPUs per Ray trial (fractions share a GPU).
 
     Returns:
-        One row per config (the columns of :data:`COLUMNS`, plus ``curve`` and ``checkpoint``).
+        One row per trial (the columns of :data:`COLUMNS`, plus ``curve`` and ``checkpoint``),
+        in the order of ``configs`` then the grid.
     """
-    from video_lstm.training.cli import main
-
-    out = Path(out_dir)
-    names = list(names) if names else [Path(c).stem for c in configs]
-    if len(names) != len(configs):
-        raise ValueError(f"{len(names)} names for {len(configs)} configs")
-    rows: list[dict[str, Any]] = []
-    for name, config in zip(names, configs, strict=True):
-        args = ["fit"]
+    if engine not in ("local", "ray"):
+        raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
+    out = Path(out_dir).resolve()
+    trials = []
+    for name, config, grid_args in expand_grid(configs, names, grid):
+        args: list[str] = []
         for c in [*base_configs, config]:
-            args += ["--config", str(c)]
-        args += list(extra_args)
-        log.info("training %s: %s", name, " ".join(args))
-        t0 = time.perf_counter()
-        cli = main(args, root_dir=str(out), name=name)
-        train_time = time.perf_counter() - t0
-        trainer, module = cli.trainer, cli.model
-        curve = read_val_curve(Path(trainer.loggers[0].log_dir) / "metrics.csv")
-        curve5 = read_val_curve(Path(trainer.loggers[0].log_dir) / "metrics.csv", "val/acc5")
-        model = module.model
-        params_trained = sum(
-            p.numel()
-            for n, p in model.named_parameters()
-            if p.requires_grad and not (module.on_features and n.startswith("backbone."))
-        )
-        rows.append(
-            {
-                "name": name,
-                "temporal": model.config.temporal,
-                "video_top1": curve[-1] if curve else math.nan,
-                "best_top1": max(curve) if curve else math.nan,
-                "video_top5": curve5[-1] if curve5 else math.nan,
-                "params_total": sum(p.numel() for p in model.parameters()),
-                "params_trained": params_trained,
-                "train_time_s": round(train_time, 1),
-                "epochs": len(curve),
-                "epochs_to_90pct": epochs_to_fraction(curve),
-                "curve": curve,
-                "checkpoint": trainer.checkpoint_callback.best_model_path
-                if trainer.checkpoint_callback
-                else "",
-            }
-        )
+            args += ["--config", str(Path(c).resolve())]
+        trials.append((name, [*args, *extra_args, *grid_args]))
+    if engine == "ray":
+        rows = _train_on_ray(trials, out, address=address, cpus=cpus_per_trial, gpus=gpus_per_trial)
         write_table(rows, out)
+    else:
+        rows = []
+        for name, args in trials:
+            rows.append(train_one(name, args, out))
+            write_table(rows, out)
     plot_comparison(rows, out / "compare.png")
     return rows
+
+
+def _tune_trial(config: dict[str, Any]) -> None:
+    """One Ray Tune trial: train one entry in the caller's working directory, report its row."""
+    import torch
+    from ray import tune
+
+    config = config["trial"]
+    os.chdir(config["cwd"])  # Tune starts trials in their own folder; configs are relative
+    torch.set_num_threads(config["threads"])
+    tune.report(train_one(config["name"], config["args"], config["out"]))
+
+
+def _train_on_ray(
+    trials: Sequence[tuple[str, list[str]]],
+    out: Path,
+    *,
+    address: str | None,
+    cpus: int,
+    gpus: float,
+) -> list[dict[str, Any]]:
+    """Every trial as a Ray Tune trial (as many at once as the cluster has resources for)."""
+    from video_lstm.cluster import ray_session
+
+    if cpus < 1 or gpus < 0:
+        raise ValueError(f"cpus_per_trial must be >= 1 and gpus_per_trial >= 0 ({cpus}, {gpus})")
+    with ray_session(address):
+        from ray import tune
+
+        specs = [
+            {"index": i, "name": name, "args": args, "out": str(out), "cwd": os.getcwd(),
+             "threads": cpus}
+            for i, (name, args) in enumerate(trials)
+        ]  # fmt: skip
+        tuner = tune.Tuner(
+            tune.with_resources(_tune_trial, {"cpu": cpus, "gpu": gpus}),
+            param_space={"trial": tune.grid_search(specs)},
+            tune_config=tune.TuneConfig(trial_dirname_creator=lambda t: t.config["trial"]["name"]),
+            run_config=tune.RunConfig(name="tune", storage_path=str(out), verbose=0),
+        )
+        grid = tuner.fit()
+        rows: list[dict[str, Any] | None] = [None] * len(trials)
+        failed = []
+        for result in grid:
+            spec = result.config["trial"]
+            if result.error is not None or not result.metrics:
+                last = str(result.error).strip().splitlines() or ["no result"]
+                failed.append(f"{spec['name']}: {last[-1]}")
+                continue
+            rows[spec["index"]] = {k: result.metrics[k] for k in (*COLUMNS, "curve", "checkpoint")}
+    done = [r for r in rows if r is not None]
+    if failed:
+        if done:
+            write_table(done, out)
+        raise RuntimeError(f"{len(failed)} of {len(trials)} trials failed: " + "; ".join(failed))
+    return done
 
 
 def write_table(rows: Sequence[dict[str, Any]], out_dir: str | Path) -> None:
@@ -177,9 +298,37 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--base", nargs="*", default=[], help="shared YAMLs (data, trainer)")
     p.add_argument("--names", nargs="*", default=None, help="row names (default: file stems)")
     p.add_argument("--out", default="runs/compare")
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="parameter grid, repeatable (e.g. --grid model.lr=0.001,0.003): every config "
+        "runs with every combination",
+    )
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: one trial after another; ray: parallel Ray Tune trials",
+    )
+    p.add_argument("--address", default=None, help="Ray cluster (default: a local Ray)")
+    p.add_argument("--cpus_per_trial", type=int, default=1, help="CPUs per Ray trial")
+    p.add_argument("--gpus_per_trial", type=float, default=0.0, help="GPUs per Ray trial")
     p.add_argument("extra", nargs="*", help="extra training CLI arguments (after --)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    rows = compare(a.configs, a.out, base_configs=a.base, extra_args=a.extra, names=a.names)
+    rows = compare(
+        a.configs,
+        a.out,
+        base_configs=a.base,
+        extra_args=a.extra,
+        names=a.names,
+        grid=a.grid,
+        engine=a.engine,
+        address=a.address,
+        cpus_per_trial=a.cpus_per_trial,
+        gpus_per_trial=a.gpus_per_trial,
+    )
     print((Path(a.out) / "compare.md").read_text())
     print(f"{len(rows)} runs; table and plot in {a.out}")
