@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # What this machine serves from local disk; elsewhere `make test TORCH_PINS=` takes pyproject's ranges.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test test-all lint demo bench clean
+.PHONY: install browser test test-all lint demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+# The HTML report's browser tests drive Debian's chromium through Playwright (Playwright's own
+# browser download is not used). Installed here when missing and we are root (CI); else a hint.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; \
+	  else echo "browser tests are skipped without chromium: sudo apt-get install chromium" >&2; fi; }
+
+test: $(STAMP) browser
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -m "not slow"
 

@@ -109,6 +109,21 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
     return module
 
 
+class FrozenBatchNorm2d(nn.BatchNorm2d):
+    """A BatchNorm2d that always normalises with its stored statistics and never updates them.
+
+    Frozen backbone stages switch their BatchNorm to this class (in place, same parameters and
+    state dict), so they keep their ImageNet statistics while the model trains as a whole: no
+    module has to sit in eval mode during training, which Lightning warns about
+    ("Found N module(s) in eval mode"). ``fold_batchnorm`` folds it like any BatchNorm2d.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.batch_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+        )
+
+
 def _bn(ch: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(ch, eps=1e-3, momentum=0.01)  # TF's defaults for EfficientNet
 
@@ -333,7 +348,8 @@ class FrameEncoder(nn.Module):
         pretrained: Load ImageNet weights (see the module docstring for where from).
         weights_path: A local state dict for the backbone (takes precedence over pretrained).
         freeze: ``"none"``, ``"all"``, or an int N: freeze all but the last N kept stages.
-            Frozen stages get no gradient and their BatchNorm stays in eval mode.
+            Frozen stages get no gradient and their BatchNorm keeps its statistics
+            (:class:`FrozenBatchNorm2d`).
 
     Attributes:
         out_channels: Channels of the returned maps (``"maps"``) or of the pooled stage.
@@ -392,14 +408,21 @@ class FrameEncoder(nn.Module):
             for p in stage.parameters():
                 p.requires_grad_(i >= n - keep)
         self._frozen = list(self.stages[: n - keep])
+        for i, stage in enumerate(self.stages):
+            for m in stage.modules():
+                if type(m) in (nn.BatchNorm2d, FrozenBatchNorm2d):
+                    m.__class__ = nn.BatchNorm2d if i >= n - keep else FrozenBatchNorm2d
         self.train(self.training)
 
     def train(self, mode: bool = True) -> FrameEncoder:
         super().train(mode)
-        # Frozen BatchNorm keeps its ImageNet statistics: eval mode even while training.
+        # Frozen BatchNorm keeps its ImageNet statistics (FrozenBatchNorm2d needs no eval mode;
+        # any other BatchNorm kind falls back to eval mode even while training).
         for stage in self._frozen:
             for m in stage.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                if isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(
+                    m, FrozenBatchNorm2d
+                ):
                     m.eval()
         return self
 

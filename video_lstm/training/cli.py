@@ -17,11 +17,14 @@ carry the inference metadata, CSV + TensorBoard logs and the resolved ``config.y
 from __future__ import annotations
 
 import functools
+import logging
+import warnings
 from typing import Any
 
+from jsonargparse import Namespace
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger
 
 from video_lstm.training.data import VideoDataModule
 from video_lstm.training.module import VideoLSTMModule, pick_precision
@@ -30,24 +33,63 @@ from video_lstm.training.module import VideoLSTMModule, pick_precision
 def trainer_defaults(root_dir: str = "runs", name: str = "video_lstm") -> dict[str, Any]:
     """Trainer defaults: CSV + TensorBoard logs under ``root_dir/name/version_N``, LR monitor.
 
-    Instances, not ``class_path`` dicts: LightningCLI does not instantiate dict defaults.
-    ``--trainer.logger`` / ``--trainer.callbacks`` in a config replace them.
+    The loggers are ``class_path`` dicts, which jsonargparse instantiates and can write to the
+    saved ``config.yaml`` (an instance there gives "Unable to serialize instance").
+    ``--trainer.logger`` / ``--trainer.callbacks`` in a config replace them; the callbacks stay
+    instances because LightningCLI appends trainer-default callbacks as they are.
     """
-    csv_logger = CSVLogger(save_dir=root_dir, name=name)
     # Same version folder for both loggers, so metrics.csv, events and config.yaml sit together.
-    tb_logger = TensorBoardLogger(
-        save_dir=root_dir, name=name, version=csv_logger.version, default_hp_metric=False
-    )
+    version = CSVLogger(save_dir=root_dir, name=name).version  # the next free version_N
+    where = {"save_dir": root_dir, "name": name, "version": version}
     return {
         "max_epochs": 20,
         "log_every_n_steps": 10,
-        "logger": [csv_logger, tb_logger],
+        "logger": [
+            {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": where},
+            {
+                "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                "init_args": {**where, "default_hp_metric": False},
+            },
+        ],
         "callbacks": [LearningRateMonitor()],
     }
 
 
+class _DropTips(logging.Filter):
+    """Lightning's advertisements for its cloud services ("💡 Tip: ... litlogger / litmodels")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+def quiet_lightning() -> None:
+    """Silence what Lightning prints that a user of this project cannot act on.
+
+    - the cloud-logging / model-registry advertisements (info lines on every fit);
+    - torch's ``LeafSpec`` deprecation, raised inside Lightning's own pytree helper
+      (lightning 2.6 with torch >= 2.10; nothing in this project calls it).
+    Idempotent; called by every entry point that builds a Trainer.
+    """
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropTips) for f in rank_zero.filters):
+        rank_zero.addFilter(_DropTips())
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        category=FutureWarning,
+    )
+
+
 class VideoLSTMCLI(LightningCLI):
     """LightningCLI with class-name linking, device precision, checkpointing and early stopping."""
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        # Our entry points always pass the arguments explicitly (the console script's argv minus
+        # the subcommand); Lightning's base method warns whenever sys.argv is non-empty too.
+        if isinstance(args, (dict, Namespace)):
+            self.config = parser.parse_object(args)
+        else:
+            self.config = parser.parse_args(args)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
@@ -75,6 +117,11 @@ class VideoLSTMCLI(LightningCLI):
         cfg = self.config[self.subcommand] if self.subcommand else self.config
         if cfg.trainer.get("precision") is None:
             cfg.trainer.precision = pick_precision(str(cfg.trainer.get("accelerator") or "auto"))
+
+
+class _NoTrainer(VideoLSTMCLI):
+    def instantiate_trainer(self, **kwargs: Any) -> None:  # model and data only
+        return None
 
 
 class _ParseOnly(VideoLSTMCLI):
@@ -115,6 +162,7 @@ def main(
     run: bool = True,
     root_dir: str = "runs",
     name: str = "video_lstm",
+    trainer: bool = True,
 ) -> VideoLSTMCLI:
     """Run the training CLI (``fit`` / ``validate`` / ``test`` / ``predict``).
 
@@ -125,14 +173,21 @@ def main(
         run: ``False`` parses and instantiates only (no subcommand in ``args`` then).
         root_dir: Default folder of the logs, checkpoints and resolved config.
         name: Experiment name (sub-folder of ``root_dir``).
+        trainer: ``False`` builds the model and data module only (``.trainer`` is ``None``;
+            with ``run=False``), e.g. for feature caching, which needs no Trainer.
 
     Returns:
         The CLI object (``.trainer``, ``.model``, ``.datamodule``).
     """
-    return VideoLSTMCLI(
+    import sys
+
+    quiet_lightning()
+    if not trainer and run:
+        raise ValueError("trainer=False builds no Trainer to run: pass run=False too")
+    return (VideoLSTMCLI if trainer else _NoTrainer)(
         VideoLSTMModule,
         VideoDataModule,
-        args=args,
+        args=sys.argv[1:] if args is None else list(args),
         run=run,
         trainer_defaults=trainer_defaults(root_dir, name),
         seed_everything_default=0,
@@ -141,4 +196,4 @@ def main(
     )
 
 
-__all__ = ["VideoLSTMCLI", "main", "parse_config", "trainer_defaults"]
+__all__ = ["VideoLSTMCLI", "main", "parse_config", "quiet_lightning", "trainer_defaults"]

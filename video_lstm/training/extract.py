@@ -44,7 +44,7 @@ def extract_for_config(
     from video_lstm.data.features import extract_features
     from video_lstm.training.cli import main
 
-    cli = main(list(config_args), run=False)
+    cli = main(list(config_args), run=False, trainer=False)  # a Trainer would only log
     dm, model = cli.datamodule, cli.model.model
     if not dm.features_dir:
         raise ValueError("the config sets no data.features_dir: where should the cache go?")
