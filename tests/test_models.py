@@ -23,7 +23,7 @@ from video_lstm.models import (
     model_config,
     register_model,
 )
-from video_lstm.models.backbone import fold_batchnorm
+from video_lstm.models.backbone import FrozenBatchNorm2d, fold_batchnorm
 from video_lstm.models.temporal import (
     ConvRecurrentTemporal,
     PooledRecurrentTemporal,
@@ -201,14 +201,17 @@ def test_freeze_options() -> None:
     with pytest.raises(ValueError, match="freeze"):
         enc.set_freeze(9)
 
-    # Frozen BatchNorm stays in eval mode while the model trains: its statistics do not move.
+    # Frozen BatchNorm keeps its statistics while the model trains (FrozenBatchNorm2d, in train
+    # mode like every module, so Lightning finds no module in eval mode).
     model = create_model("gru_resnet18", freeze=2, num_classes=2).train()
     bns = [m for m in model.backbone.stages[:3].modules() if isinstance(m, nn.BatchNorm2d)]
     live = [m for m in model.backbone.stages[3:].modules() if isinstance(m, nn.BatchNorm2d)]
     before = [bn.running_mean.clone() for bn in bns]
     live_before = live[0].running_mean.clone()
     model(torch.randn(2, 2, 3, 64, 64)).sum().backward()
-    assert all(not bn.training for bn in bns) and all(bn.training for bn in live)
+    assert all(isinstance(bn, FrozenBatchNorm2d) for bn in bns)
+    assert not any(isinstance(bn, FrozenBatchNorm2d) for bn in live)
+    assert all(bn.training for bn in bns + live)
     for bn, b in zip(bns, before, strict=True):
         torch.testing.assert_close(bn.running_mean, b)
     assert not torch.equal(live[0].running_mean, live_before)
