@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.annotate import OUTPUTS, AnnotateSettings, annotate_with_predictor
-from video_lstm.errors import VideoError
+from video_lstm.errors import UsageError, VideoError
+from video_lstm.inference.settings import AnnotateSettings
+from video_lstm.inference.stages import annotate_with_predictor, load_predictor
+from video_lstm.io.checks import require_dir, require_file, require_output_dir
 from video_lstm.io.clips import clip_path
 from video_lstm.io.files import write_json
 
@@ -61,11 +63,9 @@ def discover_videos(
         Absolute paths, sorted by their path relative to ``input_dir``.
 
     Raises:
-        FileNotFoundError: ``input_dir`` is not a folder.
+        UsageError: ``input_dir`` is not a folder.
     """
-    root = Path(input_dir).resolve()
-    if not root.is_dir():
-        raise FileNotFoundError(f"{input_dir}: input folder not found")
+    root = require_dir(input_dir, "input folder").resolve()
     exts = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
     excluded = [Path(e).resolve() for e in exclude]
     found = []
@@ -202,6 +202,7 @@ def run_folder(
     input_dir: str,
     checkpoint: str,
     output_dir: str,
+    settings: AnnotateSettings = AnnotateSettings(),  # noqa: B008 (never mutated; the CLI shows its fields)
     *,
     extensions: list[str] = list(DEFAULT_EXTENSIONS),  # noqa: B006 (a plain default for the CLI)
     recursive: bool = True,
@@ -209,22 +210,6 @@ def run_folder(
     dry_run: bool = False,
     limit: int | None = None,
     progress: bool = True,
-    outputs: list[str] = list(OUTPUTS),  # noqa: B006
-    stride: int | None = None,
-    threshold: float = 0.5,
-    min_duration_s: float = 0.5,
-    merge_gap_s: float = 0.25,
-    smoothing_s: float = 0.5,
-    background: str | None = None,
-    decode_size: int | None = None,
-    chunk_size: int = 64,
-    frame_batch: int | None = None,
-    window_batch: int | None = None,
-    prefetch: int | None = None,
-    save_window_scores: bool = False,
-    device: str = "auto",
-    precision: str = "auto",
-    backend: str = "auto",
 ) -> RunSummary:
     """Annotate every video in a folder (recursively), mirroring the tree under ``output_dir``.
 
@@ -236,67 +221,37 @@ def run_folder(
         input_dir: Folder with videos.
         checkpoint: Model checkpoint (``.pt`` / ``.ckpt``).
         output_dir: Where outputs go (the input tree is mirrored).
+        settings: The annotation settings (:class:`AnnotateSettings`).
         extensions: Video file extensions to pick up.
         recursive: Search sub-folders.
         resume: Skip videos whose outputs are already complete.
         dry_run: Only list what would be done (nothing is decoded or written).
         limit: Process at most this many videos (after discovery, in sorted order).
         progress: Show progress bars (videos and frames).
-        outputs: Which outputs to write: json, csv, srt, vtt, video, clips.
-        stride: Window stride in sampled frames (default ``clip_len // 4``).
-        threshold: Minimum smoothed probability for a frame to count as an action.
-        min_duration_s: Shortest segment kept, in seconds.
-        merge_gap_s: Same-label segments closer than this are merged.
-        smoothing_s: Temporal smoothing of per-frame probabilities, in seconds.
-        background: A class name meaning "no action", if the model has one.
-        decode_size: Short side the decoder resizes to for the model (default: the model's size).
-        chunk_size: Sampled frames decoded per chunk.
-        frame_batch: Frames per CNN pass (default: 8 on CPU, 32 on GPU).
-        window_batch: Windows per temporal-model pass (default: 32 on CPU, 64 on GPU).
-        prefetch: Chunks decoded ahead in a worker process (0 = decode inline). Default: 2 on
-            GPU, 0 on CPU, where the decoder and the CNN compete for the same cores (a 60 s
-            video's first pass on 2 cores: 2.7 s with the worker against 2.3 s inline).
-        save_window_scores: Also store per-window probabilities in the JSON.
-        device: ``auto``, ``cpu``, ``cuda``.
-        precision: ``auto``, ``fp32``, ``bf16``, ``fp16`` (half precision only on CUDA).
-        backend: Decoder backend (``auto``, ``decord``, ``pyav``).
 
     Returns:
         The :class:`RunSummary` (``exit_code`` is 1 when any video failed).
+
+    Raises:
+        UsageError: The input folder is missing or holds no video, the checkpoint is missing,
+            the output folder is a file; all checked before the model loads.
     """
     from tqdm.auto import tqdm
 
-    from video_lstm.inference.predictor import Predictor
+    from video_lstm.threads import apply_threads
 
-    settings = AnnotateSettings(
-        outputs=list(outputs),
-        stride=stride,
-        threshold=threshold,
-        min_duration_s=min_duration_s,
-        merge_gap_s=merge_gap_s,
-        smoothing_s=smoothing_s,
-        background=background,
-        decode_size=decode_size,
-        chunk_size=chunk_size,
-        frame_batch=frame_batch,
-        window_batch=window_batch,
-        prefetch=prefetch,
-        save_window_scores=save_window_scores,
-        device=device,
-        precision=precision,
-        backend=backend,
-    )
     if limit is not None and limit < 0:
-        raise ValueError(f"limit must be >= 0, got {limit}")
-    out_root = Path(output_dir)
+        raise UsageError(f"limit must be >= 0, got {limit}")
+    out_root = require_output_dir(output_dir)
     videos = discover_videos(
         input_dir, extensions=extensions, recursive=recursive, exclude=[out_root]
     )
+    if not videos:
+        raise UsageError(f"{input_dir}: no video files found (extensions {', '.join(extensions)})")
     jobs = plan_outputs(videos, input_dir, out_root)
     if limit is not None:
         jobs = jobs[:limit]
-    if not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"{checkpoint}: checkpoint not found")
+    require_file(checkpoint, "checkpoint")
     digest = settings_hash(settings, checkpoint)
     manifest_path = out_root / MANIFEST_NAME
     summary = RunSummary(output_dir=str(out_root), manifest=str(manifest_path), dry_run=dry_run)
@@ -327,13 +282,8 @@ def run_folder(
     # A bad checkpoint is the caller's error, not a per-video one: load it before the loop.
     predictor = None
     if todo:
-        predictor = Predictor.from_checkpoint(
-            checkpoint,
-            device=device,
-            precision=precision,
-            frame_batch=frame_batch,
-            window_batch=window_batch,
-        )
+        apply_threads(settings.runtime.threads)
+        predictor = load_predictor(checkpoint, settings)
     bar = tqdm(todo, desc="videos", unit="video", disable=not progress)
     for job in bar:
         bar.set_postfix_str(job.rel, refresh=False)

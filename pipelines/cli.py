@@ -15,14 +15,79 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
+
+
+def _expand_short_options(argv: Sequence[str]) -> list[str]:
+    """``--threshold 0.6`` -> ``--settings.segments.threshold 0.6``: every field of
+    ``AnnotateSettings`` also answers to its own name (field names are unique across groups)."""
+    from video_lstm.inference.settings import AnnotateSettings
+
+    paths = AnnotateSettings.flat_fields()
+    out = []
+    for arg in argv:
+        key, eq, value = arg[2:].partition("=")
+        if arg.startswith("--") and key in paths:
+            arg = f"--settings.{paths[key]}{eq}{value}"
+        out.append(arg)
+    return out
+
+
+_SHORT_HELP = (
+    "Every --settings.GROUP.FIELD option also works as --FIELD, e.g. --threshold 0.6 for "
+    "--settings.segments.threshold 0.6; a YAML given with --config nests them under settings: "
+    "(configs/pipeline/). Segment rules left unset (null) take the checkpoint's calibrated value "
+    "if it has one, else the default."
+)
+
+
+def _cli(
+    command: str,
+    function: Callable[..., Any],
+    argv: Sequence[str],
+    *,
+    as_positional: bool = True,
+    epilog: str | None = None,
+) -> Any:
+    """Parse ``argv`` against ``function``'s signature (jsonargparse) and call it.
+
+    A parse error becomes a :class:`~video_lstm.errors.UsageError` naming this command's
+    ``--help``; ``--help`` itself prints and exits 0.
+    """
+    from jsonargparse import CLI, ArgumentError
+
+    from video_lstm.errors import UsageError
+
+    try:
+        return CLI(
+            function,
+            args=list(argv),
+            as_positional=as_positional,
+            prog=f"video-lstm {command}",
+            exit_on_error=False,
+            epilog=epilog,
+        )
+    except ArgumentError as exc:
+        raise UsageError(f"{_one_line(str(exc))} (see video-lstm {command} --help)") from exc
+
+
+def _one_line(message: str) -> str:
+    """jsonargparse's multi-line type errors, as one line: the key and the value given."""
+    lines = [ln.strip() for ln in message.strip().splitlines() if ln.strip()]
+    if not lines:
+        return "invalid arguments"
+    given = [ln for ln in lines if ln.startswith("Given value:")]
+    head = lines[0].rstrip(":")
+    if given and head.startswith("Parser key"):
+        key = head.removeprefix("Parser key").strip().strip('"')
+        return f"invalid value for --{key}: {given[0].removeprefix('Given value:').strip()}"
+    return "; ".join(lines) if len(lines) <= 2 else lines[0]
 
 
 def _annotate(argv: Sequence[str]) -> int:
-    from jsonargparse import CLI
+    from video_lstm.inference.annotate import annotate_video
 
-    from pipelines.annotate import annotate_video
-
-    result = CLI(annotate_video, args=list(argv), as_positional=True)
+    result = _cli("annotate", annotate_video, _expand_short_options(argv), epilog=_SHORT_HELP)
     for seg in result.segments:
         print(f"{seg.start_s:9.2f}-{seg.end_s:9.2f} s  {seg.label}  {seg.score:.2f}")
     print(f"{len(result.segments)} segments; wrote {len(result.output_files)} files")
@@ -30,21 +95,17 @@ def _annotate(argv: Sequence[str]) -> int:
 
 
 def _run(argv: Sequence[str]) -> int:
-    from jsonargparse import CLI
-
     from pipelines.batch import run_folder
 
-    summary = CLI(run_folder, args=list(argv), as_positional=True)
+    summary = _cli("run", run_folder, _expand_short_options(argv), epilog=_SHORT_HELP)
     print(summary.format())
     return summary.exit_code
 
 
 def _demo(argv: Sequence[str]) -> int:
-    from jsonargparse import CLI
-
     from pipelines.demo import run_demo
 
-    summary = CLI(run_demo, args=list(argv))
+    summary = _cli("demo", run_demo, argv, as_positional=False)
     return summary.exit_code
 
 
@@ -94,9 +155,24 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """What a user can fix (a wrong argument or path, a bad video or checkpoint): one line, exit 2.
+    Anything else is a bug and keeps its traceback."""
+    from video_lstm.errors import UsageError, VideoError
+
+    return (UsageError, VideoError, ValueError, FileNotFoundError, NotADirectoryError,
+            IsADirectoryError, PermissionError)  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Dispatch ``argv[0]`` to its subcommand; returns the process exit code."""
+    """Dispatch ``argv[0]`` to its subcommand; returns the process exit code.
+
+    User errors print as one line on stderr (``video-lstm CMD: error: ...``) with exit code 2;
+    ``--debug`` anywhere on the line shows the full traceback instead.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0 if argv else 2
@@ -104,7 +180,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"video-lstm: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    code = COMMANDS[name][1](rest)
+    try:
+        code = COMMANDS[name][1](rest)
+    except KeyboardInterrupt:
+        print(f"video-lstm {name}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug or not isinstance(exc, _user_errors()):
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"video-lstm {name}: error: {message}", file=sys.stderr)
+        return 2
     return int(code or 0)
 
 

@@ -64,6 +64,7 @@ def run_demo(
     """
     from pipelines.batch import run_folder
     from video_lstm.data.synthetic import write_dataset
+    from video_lstm.inference.settings import AnnotateSettings
     from video_lstm.io.files import atomic_path
     from video_lstm.training.cli import main as train_main
     from video_lstm.training.extract import extract_for_config
@@ -117,7 +118,8 @@ def run_demo(
 
     annotated = out / "annotated"
     print(f"[4/4] annotating the demo videos in {data / 'demo'} -> {annotated}")
-    summary = run_folder(str(data / "demo"), str(checkpoint), str(annotated), threshold=threshold)
+    settings = AnnotateSettings.from_flat(threshold=threshold)
+    summary = run_folder(str(data / "demo"), str(checkpoint), str(annotated), settings)
     print(summary.format())
 
     scores = []

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-import pipelines.annotate as annotate_mod
-from pipelines.annotate import AnnotateSettings, annotate_video
+import video_lstm.inference.writers as writers_mod
 from video_lstm import open_video
 from video_lstm.data.sampling import sliding_window_starts
 from video_lstm.errors import NotAVideoError
+from video_lstm.inference.annotate import annotate_video
 from video_lstm.inference.predictor import Predictor
 from video_lstm.inference.scoring import (
     pass_backends,
@@ -23,6 +23,7 @@ from video_lstm.inference.scoring import (
     score_video_batched,
     score_video_naive,
 )
+from video_lstm.inference.settings import AnnotateSettings, SegmentRules
 from video_lstm.io.video import VideoWriter
 from video_lstm.models import DEFAULT_MODEL, create_model
 from video_lstm.models.checkpoint import ModelMeta, save_checkpoint
@@ -130,12 +131,14 @@ def test_annotate_writes_every_output(checkpoint, video, tmp_path):
         str(video),
         str(checkpoint),
         str(out),
-        threshold=0.0,
-        min_duration_s=0.0,
-        smoothing_s=0.0,
-        chunk_size=8,
-        save_window_scores=True,
-        device="cpu",
+        AnnotateSettings.from_flat(
+            threshold=0.0,
+            min_duration_s=0.0,
+            smoothing_s=0.0,
+            chunk_size=8,
+            save_window_scores=True,
+            device="cpu",
+        ),
         progress=False,
     )
     n = result.info.num_frames
@@ -148,7 +151,10 @@ def test_annotate_writes_every_output(checkpoint, video, tmp_path):
 
     doc = json.loads((out / "walk.json").read_text())
     assert doc["video"]["num_frames"] == n and doc["model"]["class_names"] == CLASSES
-    assert doc["settings"]["stride"] == 6 // 4 and doc["settings"]["threshold"] == 0.0
+    assert doc["settings"]["windows"]["stride"] == 6 // 4
+    assert doc["settings"]["segments"]["threshold"] == 0.0
+    # Unset rules are stored as resolved (the defaults: this checkpoint has no calibrated ones).
+    assert doc["settings"]["segments"]["merge_gap_s"] == SegmentRules.DEFAULTS["merge_gap_s"]
     assert len(doc["segments"]) == len(result.segments)
     assert len(doc["windows"]["probs"]) == len(result.windows.starts)
     with open(out / "walk.csv", newline="") as f:
@@ -172,14 +178,18 @@ def test_annotate_writes_every_output(checkpoint, video, tmp_path):
 
 def test_outputs_option_limits_what_is_written(checkpoint, video, tmp_path):
     result = annotate_video(
-        str(video), str(checkpoint), str(tmp_path), outputs=["json", "csv"], progress=False
+        str(video),
+        str(checkpoint),
+        str(tmp_path),
+        AnnotateSettings(outputs=["json", "csv"]),
+        progress=False,
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["walk.csv", "walk.json"]
     assert len(result.output_files) == 2
 
 
 def test_interrupted_annotation_leaves_no_final_files(checkpoint, video, tmp_path, monkeypatch):
-    real_write = annotate_mod.write_annotated_video
+    real_write = writers_mod.write_annotated_video
 
     class FailingReader:
         """The real reader, but decoding stops with an error after one chunk."""
@@ -195,12 +205,13 @@ def test_interrupted_annotation_leaves_no_final_files(checkpoint, video, tmp_pat
             raise RuntimeError("interrupted mid-video")
 
     monkeypatch.setattr(
-        annotate_mod,
+        writers_mod,
         "write_annotated_video",
         lambda reader, *a, **k: real_write(FailingReader(reader), *a, **k),
     )
     with pytest.raises(RuntimeError, match="interrupted"):
-        annotate_video(str(video), str(checkpoint), str(tmp_path), threshold=0.0, progress=False)
+        settings = AnnotateSettings.from_flat(threshold=0.0)
+        annotate_video(str(video), str(checkpoint), str(tmp_path), settings, progress=False)
     # The annotated video was being encoded: no file under its final name, no temp file left,
     # and the JSON (written last) is absent.
     assert not (tmp_path / "walk_annotated.mp4").exists()
@@ -225,7 +236,9 @@ def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="unknown outputs"):
         AnnotateSettings(outputs=["json", "gif"])
     with pytest.raises(ValueError, match="threshold"):
-        AnnotateSettings(threshold=1.5)
+        AnnotateSettings.from_flat(threshold=1.5)
+    with pytest.raises(ValueError, match="threshold"):
+        AnnotateSettings(segments={"threshold": -0.1})
 
 
 # ------------------------------------------------------------- end to end with a model that works
@@ -302,12 +315,14 @@ def test_end_to_end_finds_the_actions(trained_checkpoint, tmp_path):
         str(src),
         str(trained_checkpoint),
         str(tmp_path / "out"),
-        stride=1,
-        smoothing_s=0.2,
-        min_duration_s=0.3,
-        background="none",
-        chunk_size=16,
-        device="cpu",
+        AnnotateSettings.from_flat(
+            stride=1,
+            smoothing_s=0.2,
+            min_duration_s=0.3,
+            background="none",
+            chunk_size=16,
+            device="cpu",
+        ),
         progress=False,
     )
     assert [s.label for s in result.segments] == [label for label, _, _ in truth]
@@ -335,17 +350,18 @@ def test_cuda_annotation_equals_cpu(trained_checkpoint, tmp_path, precision):
         w.write(np.concatenate([colour_frames(label, n, rng) for label, n in plan]))
     kw = dict(
         stride=1, smoothing_s=0.2, min_duration_s=0.3, background="none", chunk_size=16,
-        save_window_scores=True, progress=False,
+        save_window_scores=True,
     )  # fmt: skip
     cpu = annotate_video(
-        str(src), str(trained_checkpoint), str(tmp_path / "cpu"), device="cpu", **kw
-    )
-    gpu = annotate_video(
-        str(src), str(trained_checkpoint), str(tmp_path / "gpu"), device="cuda",
-        precision=precision, **kw,
+        str(src), str(trained_checkpoint), str(tmp_path / "cpu"),
+        AnnotateSettings.from_flat(device="cpu", **kw), progress=False,
     )  # fmt: skip
-    assert gpu.settings["device"].startswith("cuda")
-    assert gpu.settings["precision"] in ("bf16", "fp16")
+    gpu = annotate_video(
+        str(src), str(trained_checkpoint), str(tmp_path / "gpu"),
+        AnnotateSettings.from_flat(device="cuda", precision=precision, **kw), progress=False,
+    )  # fmt: skip
+    assert gpu.settings["runtime"]["device"].startswith("cuda")
+    assert gpu.settings["runtime"]["precision"] in ("bf16", "fp16")
     np.testing.assert_array_equal(gpu.windows.spans, cpu.windows.spans)
     assert gpu.windows.probs.dtype == np.float32
     np.testing.assert_allclose(gpu.windows.probs, cpu.windows.probs, rtol=0, atol=0.05)
@@ -353,7 +369,7 @@ def test_cuda_annotation_equals_cpu(trained_checkpoint, tmp_path, precision):
     for a, b in zip(gpu.segments, cpu.segments, strict=True):
         assert abs(a.start_frame - b.start_frame) <= 1 and abs(a.end_frame - b.end_frame) <= 1
     doc = json.loads((tmp_path / "gpu" / "colours.json").read_text())
-    assert doc["settings"]["precision"] == gpu.settings["precision"]
+    assert doc["settings"]["runtime"]["precision"] == gpu.settings["runtime"]["precision"]
 
 
 # ------------------------------------------------------ end to end on motion (order-only) actions
@@ -414,12 +430,14 @@ def test_end_to_end_finds_motion_actions(motion_checkpoint, tmp_path):
         str(src),
         str(motion_checkpoint),
         str(tmp_path / "out"),
-        stride=2,
-        threshold=0.5,
-        min_duration_s=0.5,
-        smoothing_s=0.3,
-        chunk_size=32,
-        device="cpu",
+        AnnotateSettings.from_flat(
+            stride=2,
+            threshold=0.5,
+            min_duration_s=0.5,
+            smoothing_s=0.3,
+            chunk_size=32,
+            device="cpu",
+        ),
         progress=False,
     )
     assert [s.label for s in result.segments] == plan

@@ -8,21 +8,30 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import av
 import pytest
 import torch
 
-import pipelines.annotate as annotate_mod
+import video_lstm.inference.writers as writers_mod
 from pipelines.batch import discover_videos, plan_outputs, run_folder
+from video_lstm.errors import UsageError
+from video_lstm.inference.settings import AnnotateSettings
 from video_lstm.io.video import VideoWriter
 from video_lstm.models import DEFAULT_MODEL, create_model
 from video_lstm.models.checkpoint import ModelMeta, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = {"outputs": ["json", "csv", "video"], "progress": False, "device": "cpu", "threshold": 0.0}
+FAST = {"outputs": ["json", "csv", "video"], "device": "cpu", "threshold": 0.0}
+RUN_ARGS = ("extensions", "recursive", "resume", "dry_run", "limit")
+
+
+def _run(folder: Path, checkpoint: Path, out: Path, **kwargs):
+    """run_folder with its own arguments and the settings given by their short names."""
+    run_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in RUN_ARGS}
+    settings = AnnotateSettings.from_flat(**kwargs)
+    return run_folder(str(folder), str(checkpoint), str(out), settings, progress=False, **run_kw)
 
 
 def make_checkpoint(path: Path) -> Path:
@@ -77,14 +86,14 @@ def test_discovery_filters_and_mirrors(tmp_path):
         (".", "b"),
         ("x", "c"),
     ]
-    with pytest.raises(FileNotFoundError, match="nowhere"):
+    with pytest.raises(UsageError, match="nowhere"):
         discover_videos(tmp_path / "nowhere")
 
 
 @pytest.mark.parametrize("prefetch", [0, 2])  # decoding inline or in a worker process
 def test_bad_files_are_reported_and_the_run_goes_on(folder, checkpoint, tmp_path, prefetch):
     out = tmp_path / "out"
-    summary = run_folder(str(folder), str(checkpoint), str(out), prefetch=prefetch, **FAST)
+    summary = _run(folder, checkpoint, out, prefetch=prefetch, **FAST)
     assert sorted(summary.done) == ["a.mp4", "sub/b.mp4"]
     assert sorted(summary.failed) == ["empty.mp4", "notes.mp4", "sub/truncated.mp4"]
     assert all(reason for reason in summary.failed.values())
@@ -96,59 +105,57 @@ def test_bad_files_are_reported_and_the_run_goes_on(folder, checkpoint, tmp_path
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["counts"] == {"done": 2, "skipped": 0, "failed": 3}
     assert manifest["videos"]["empty.mp4"]["status"] == "failed"
-    assert manifest["settings"]["threshold"] == 0.0
+    assert manifest["settings"]["segments"]["threshold"] == 0.0
     # Failed videos leave nothing behind under their names.
     assert not list(out.rglob("empty*")) and not list(out.rglob("notes*"))
 
 
 def test_resume_redoes_nothing_until_settings_change(folder, checkpoint, tmp_path):
     out = tmp_path / "out"
-    run_folder(str(folder), str(checkpoint), str(out), **FAST)
+    _run(folder, checkpoint, out, **FAST)
     outputs = sorted(p for p in out.rglob("*") if p.is_file() and p.name != "manifest.json")
     mtimes = {p: p.stat().st_mtime_ns for p in outputs}
 
-    again = run_folder(str(folder), str(checkpoint), str(out), **FAST)
+    again = _run(folder, checkpoint, out, **FAST)
     assert again.done == [] and sorted(again.skipped) == ["a.mp4", "sub/b.mp4"]
     assert {p: p.stat().st_mtime_ns for p in outputs} == mtimes
     assert again.exit_code == 1  # the bad files are still bad
 
     # A deleted output makes its video incomplete; only that one is redone.
     (out / "sub" / "b.csv").unlink()
-    third = run_folder(str(folder), str(checkpoint), str(out), **FAST)
+    third = _run(folder, checkpoint, out, **FAST)
     assert third.done == ["sub/b.mp4"]
 
-    changed = run_folder(str(folder), str(checkpoint), str(out), **{**FAST, "threshold": 0.3})
+    changed = _run(folder, checkpoint, out, **{**FAST, "threshold": 0.3})
     assert sorted(changed.done) == ["a.mp4", "sub/b.mp4"]
 
 
 def test_dry_run_and_limit(folder, checkpoint, tmp_path):
     out = tmp_path / "out"
-    dry = run_folder(str(folder), str(checkpoint), str(out), dry_run=True, **FAST)
+    dry = _run(folder, checkpoint, out, dry_run=True, **FAST)
     assert len(dry.done) == 5 and not out.exists()
-    limited = run_folder(
-        str(folder), str(checkpoint), str(out), limit=1, extensions=[".mp4"], **FAST
-    )
+    limited = _run(folder, checkpoint, out, limit=1, extensions=[".mp4"], **FAST)
     assert limited.done == ["a.mp4"] and limited.exit_code == 0
 
 
 def test_interrupted_run_resumes_cleanly(folder, checkpoint, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    real_write = annotate_mod.write_annotated_video
+    real_write = writers_mod.write_annotated_video
 
     def interrupt_on_b(reader, path, **kwargs):
         if Path(path).name.startswith("b"):
             raise KeyboardInterrupt  # like Ctrl-C while b is being processed
         return real_write(reader, path, **kwargs)
 
-    monkeypatch.setattr(annotate_mod, "write_annotated_video", interrupt_on_b)
+    monkeypatch.setattr(writers_mod, "write_annotated_video", interrupt_on_b)
     with pytest.raises(KeyboardInterrupt):
-        run_folder(str(folder), str(checkpoint), str(out), extensions=[".mp4"], **FAST)
+        _run(folder, checkpoint, out, extensions=[".mp4"], **FAST)
     assert (out / "a.done.json").is_file()
     assert not (out / "sub" / "b.done.json").exists()
     assert not (out / "sub" / "b.json").exists() and not list(out.rglob("*.part"))
 
     monkeypatch.undo()
-    resumed = run_folder(str(folder), str(checkpoint), str(out), **FAST)
+    resumed = _run(folder, checkpoint, out, **FAST)
     assert resumed.skipped == ["a.mp4"] and resumed.done == ["sub/b.mp4"]
 
 
@@ -183,39 +190,17 @@ def test_killed_process_leaves_no_partial_outputs(checkpoint, tmp_path):
     if (out / "long_annotated.mp4").exists():  # finished before the kill: then it is whole
         with av.open(str(out / "long_annotated.mp4")) as c:
             assert sum(1 for _ in c.decode(video=0)) == 600
-    resumed = run_folder(
-        str(root), str(checkpoint), str(out), **{**FAST, "outputs": ["json", "video"]}
-    )
+    resumed = _run(root, checkpoint, out, **{**FAST, "outputs": ["json", "video"]})
     assert resumed.done == ["long.mp4"] and not list(out.rglob("*.part"))
-
-
-def test_defaults_agree_across_signatures_and_configs():
-    import inspect
-    from dataclasses import fields
-
-    import yaml
-
-    from pipelines.annotate import AnnotateSettings, annotate_video
-
-    single = inspect.signature(annotate_video).parameters
-    folder = inspect.signature(run_folder).parameters
-    defaults = asdict(AnnotateSettings())
-    for f in fields(AnnotateSettings):
-        assert single[f.name].default == folder[f.name].default == defaults[f.name], f.name
-    for name, params in (("annotate", single), ("run", folder)):
-        config = yaml.safe_load((ROOT / "configs" / "pipeline" / f"{name}.yaml").read_text())
-        for key, value in config.items():
-            expected = params[key].default
-            assert value == (list(expected) if isinstance(expected, tuple) else expected), key
 
 
 def test_redoing_a_video_removes_its_old_clips(folder, checkpoint, tmp_path):
     out = tmp_path / "out"
     kwargs = {**FAST, "limit": 1, "min_duration_s": 0.0}
-    run_folder(str(folder), str(checkpoint), str(out), **{**kwargs, "outputs": ["json", "clips"]})
+    _run(folder, checkpoint, out, **{**kwargs, "outputs": ["json", "clips"]})
     assert list((out / "clips").rglob("a_*.mp4"))
     (out / "clips" / "sit").mkdir(exist_ok=True)
     (out / "clips" / "sit" / "ab_000000-000010.mp4").write_bytes(b"another video's clip")
-    run_folder(str(folder), str(checkpoint), str(out), **{**kwargs, "outputs": ["json"]})
+    _run(folder, checkpoint, out, **{**kwargs, "outputs": ["json"]})
     assert not list((out / "clips").rglob("a_*.mp4"))
     assert (out / "clips" / "sit" / "ab_000000-000010.mp4").exists()

@@ -41,13 +41,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipelines.annotate import annotate_video  # noqa: E402
+from video_lstm.inference.annotate import annotate_video  # noqa: E402
 from video_lstm.inference.predictor import Predictor  # noqa: E402
 from video_lstm.inference.scoring import (  # noqa: E402
     pass_backends,
     score_video,
     score_video_naive,
 )
+from video_lstm.inference.settings import AnnotateSettings  # noqa: E402
 from video_lstm.io.decode import open_video  # noqa: E402
 from video_lstm.io.overlay import Overlay  # noqa: E402
 from video_lstm.io.video import VideoWriter, write_annotated_video  # noqa: E402
@@ -110,9 +111,10 @@ def median_times(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str
 def rss_child(video: str, checkpoint: str, out: str) -> None:
     """Subprocess body: annotate, print peak RSS in MiB as JSON."""
     t0 = time.perf_counter()
-    result = annotate_video(
-        video, checkpoint, out, outputs=E2E_OUTPUTS, progress=False, device="cpu"
+    settings = AnnotateSettings.from_flat(
+        outputs=E2E_OUTPUTS, device="cpu", threads=torch.get_num_threads()
     )
+    result = annotate_video(video, checkpoint, out, settings, progress=False)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(
         json.dumps(
@@ -221,7 +223,8 @@ def main() -> None:
             pred.score_windows(window_feats[: min(len(window_feats), num_windows - lo)])
 
     def e2e() -> None:
-        annotate_video(str(video), pred, str(work / "e2e"), outputs=E2E_OUTPUTS, progress=False)
+        settings = AnnotateSettings.from_flat(outputs=E2E_OUTPUTS, threads=args.threads)
+        annotate_video(str(video), pred, str(work / "e2e"), settings, progress=False)
 
     other = "decord" if model_backend == "pyav" else "pyav"
     t = median_times(

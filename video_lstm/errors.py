@@ -48,3 +48,8 @@ class FrameIndexError(VideoError, IndexError):
 
 class BackendUnavailableError(VideoError):
     """The requested decoding backend is not installed or cannot be imported."""
+
+
+class UsageError(ValueError):
+    """A wrong argument or input path (missing file, a file where a folder belongs, an
+    out-of-range option). The console script prints it as one line and exits with code 2."""

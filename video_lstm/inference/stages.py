@@ -1,0 +1,215 @@
+"""The three stages of annotating one video: score -> segment -> write.
+
+1. **score** (bounded memory, ``inference.scoring``): the video is streamed at the model's
+   sampling rate, the CNN runs once per sampled frame and sliding windows share those features.
+2. **segment** (``inference.segments``): window scores are spread onto frames, smoothed,
+   thresholded and merged by the :class:`SegmentRules` (explicit, else the checkpoint's
+   calibrated ones, else the defaults).
+3. **write** (``inference.writers.WRITERS``): each requested output, atomically, JSON last:
+   ``<name>.json`` / ``.csv`` / ``.srt`` / ``.vtt``, ``<name>_annotated.mp4`` (a second decode
+   pass at full resolution: the timeline bar needs the whole result) and frame-exact clips
+   ``clips/<label>/<name>_<start>-<end>.mp4``.
+
+:func:`video_lstm.inference.annotate.annotate_video` is the entry point (checks its inputs,
+loads the model, runs these). torch is imported only when a model runs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from video_lstm.inference.segments import scores_to_segments
+from video_lstm.inference.settings import AnnotateSettings, SegmentRules
+from video_lstm.inference.writers import WRITERS
+from video_lstm.io.decode import open_video
+from video_lstm.types import Segment, VideoInfo
+
+if TYPE_CHECKING:
+    from video_lstm.inference.predictor import Predictor
+    from video_lstm.inference.scoring import WindowScores
+
+__all__ = [
+    "AnnotationResult",
+    "annotate_with_predictor",
+    "load_predictor",
+    "score",
+    "segment",
+    "write_outputs",
+]
+
+
+@dataclass
+class AnnotationResult:
+    """What :func:`annotate_video` found and wrote."""
+
+    video: str
+    info: VideoInfo  # of the source at full resolution
+    class_names: list[str]
+    segments: list[Segment]
+    windows: WindowScores
+    frame_probs: np.ndarray  # (num_frames, K) smoothed
+    settings: dict[str, Any]  # resolved: every None filled in as used
+    model: dict[str, Any] = field(default_factory=dict)  # checkpoint, classes, sampling
+    output_files: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def load_predictor(checkpoint: str | Path, settings: AnnotateSettings) -> Predictor:
+    """The checkpoint's model on the device, precision and batch sizes of ``settings.runtime``."""
+    from video_lstm.inference.predictor import Predictor
+
+    rt = settings.runtime
+    return Predictor.from_checkpoint(
+        checkpoint,
+        device=rt.device,
+        precision=rt.precision,
+        frame_batch=rt.frame_batch,
+        window_batch=rt.window_batch,
+    )
+
+
+def score(
+    video: str | Path,
+    predictor: Predictor,
+    settings: AnnotateSettings,
+    *,
+    name: str = "",
+    progress: bool = False,
+) -> tuple[WindowScores, int, float]:
+    """Stage 1: window scores of ``video`` (decoded at the model's size and sampling rate).
+
+    Returns:
+        ``(windows, num_frames, fps)`` of the source.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from video_lstm.inference.scoring import pass_backends, score_video
+
+    meta = predictor.meta
+    model_backend, _ = pass_backends(settings.runtime.backend, predictor.device)
+    decode_size = settings.windows.decode_size or meta.frame_size
+    threads = settings.runtime.threads or torch.get_num_threads()
+    with open_video(video, backend=model_backend, size=decode_size, num_threads=threads) as reader:
+        with tqdm(
+            total=reader.num_frames, desc=name, unit="frame", leave=False, disable=not progress
+        ) as bar:
+            windows = score_video(
+                predictor,
+                reader,
+                stride=settings.windows.stride,
+                chunk_size=settings.runtime.chunk_size,
+                prefetch=settings.runtime.prefetch,  # None: score_video picks by device
+                on_frames=lambda n: bar.update(min(n, bar.total - bar.n)),
+            )
+        return windows, reader.num_frames, reader.fps
+
+
+def segment(
+    windows: WindowScores,
+    *,
+    num_frames: int,
+    fps: float,
+    class_names: list[str],
+    rules: SegmentRules,
+) -> tuple[np.ndarray, list[Segment]]:
+    """Stage 2: window scores -> smoothed per-frame probabilities and segments.
+
+    Args:
+        rules: Resolved rules (``SegmentRules.resolve``): no ``None`` left.
+    """
+    return scores_to_segments(
+        windows.probs,
+        windows.spans,
+        num_frames=num_frames,
+        fps=fps,
+        class_names=class_names,
+        **asdict(rules),
+    )
+
+
+def write_outputs(
+    result: AnnotationResult,
+    reader: Any,
+    out_dir: Path,
+    name: str,
+    outputs: list[str],
+) -> list[str]:
+    """Stage 3: run the requested writers of :data:`~video_lstm.inference.writers.WRITERS`
+    in the table's order (JSON last); each one's time goes into ``result.timings``."""
+    for key, writer in WRITERS.items():
+        if key in outputs:
+            t0 = time.perf_counter()
+            result.output_files += [str(p) for p in writer(result, reader, out_dir, name)]
+            result.timings[key] = time.perf_counter() - t0
+    return result.output_files
+
+
+def annotate_with_predictor(
+    video: str | Path,
+    predictor: Predictor,
+    out_dir: str | Path,
+    settings: AnnotateSettings,
+    *,
+    name: str | None = None,
+    progress: bool = False,
+) -> AnnotationResult:
+    """:func:`annotate_video` with a loaded :class:`Predictor` (the batch runner loads the
+    model once for many videos)."""
+    from video_lstm.inference.scoring import pass_backends
+
+    video, out_dir = Path(video), Path(out_dir)
+    name = name or video.stem
+    meta = predictor.meta
+    rules = settings.segments.resolve(getattr(meta, "segment_rules", None))
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    windows, num_frames, fps = score(video, predictor, settings, name=name, progress=progress)
+    timings["score"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    names = list(predictor.class_names)
+    frame_probs, segments = segment(
+        windows, num_frames=num_frames, fps=fps, class_names=names, rules=rules
+    )
+    timings["segments"] = time.perf_counter() - t0
+
+    resolved = settings.to_dict()
+    resolved["segments"] = asdict(rules)
+    resolved["windows"] = {
+        "stride": settings.windows.stride or max(1, meta.clip_len // 4),
+        "decode_size": settings.windows.decode_size or meta.frame_size,
+    }
+    resolved["runtime"].update(
+        device=str(predictor.plan.device),
+        precision=predictor.plan.precision,
+        frame_batch=predictor.frame_batch,
+        window_batch=predictor.window_batch,
+    )
+    _, writer_backend = pass_backends(settings.runtime.backend, predictor.device)
+    with open_video(video, backend=writer_backend) as full:
+        result = AnnotationResult(
+            video=str(video),
+            info=full.info,
+            class_names=names,
+            segments=segments,
+            windows=windows,
+            frame_probs=frame_probs,
+            settings=resolved,
+            model={
+                "checkpoint": predictor.checkpoint,
+                "class_names": names,
+                "clip_len": meta.clip_len,
+                "frame_interval": meta.frame_interval,
+                "frame_size": meta.frame_size,
+                "model": meta.model,
+            },
+            timings=timings,
+        )
+        write_outputs(result, full, out_dir, name, settings.outputs)
+    return result
