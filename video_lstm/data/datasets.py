@@ -8,6 +8,14 @@ Manifest loaders, one per layout, all returning a :class:`Manifest`:
 - :func:`from_kinetics`  ``label,youtube_id,time_start,time_end,split`` CSV -> local files
 - :func:`from_list`      ``path label`` lines, or a CSV with a ``path,label`` header
 
+Temporal annotations (untrimmed videos with action segments), returning a
+:class:`TemporalManifest`; a model trained on them gets an automatic ``background`` class:
+
+- :func:`from_activitynet`   ActivityNet v1.3 JSON
+- :func:`from_thumos14`      THUMOS14-style ``<Class>_<subset>.txt`` lists of ``video start end``
+- :func:`from_segments_csv`  ``video,start_s,end_s,label`` CSV
+- :func:`from_results`       the project's own result JSON (corrected outputs -> training data)
+
 and :func:`load_manifest` dispatching on a string (``kind="ucf101"``), for configs.
 
 Videos that are missing, empty or unreadable are counted and reported once (a logging warning
@@ -20,7 +28,10 @@ Unknown labels, bad lines and empty classes raise ``ValueError`` naming the file
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import logging
+import math
 import os
 import re
 import stat
@@ -28,6 +39,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +96,12 @@ class Manifest:
     @property
     def labels(self) -> list[int]:
         return [y for _, y in self.samples]
+
+    def digest(self) -> str:
+        """A short hash of the samples and classes: which dataset a feature cache belongs to."""
+        return _digest(
+            {"classes": self.class_names, "samples": [[str(p), y] for p, y in self.samples]}
+        )
 
     def class_counts(self) -> dict[str, int]:
         """Number of samples per class name, in class order."""
@@ -525,20 +544,460 @@ def from_list(
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# Temporal annotations: untrimmed videos with action segments
+# ---------------------------------------------------------------------------------------------
+
+BACKGROUND = "background"
+"""The automatic "no action" class of a model trained on untrimmed videos (label index 0)."""
+
+
+@dataclass(frozen=True)
+class TemporalSegment:
+    """One annotated action ``[start_s, end_s)`` in seconds."""
+
+    start_s: float
+    end_s: float
+    label: str
+
+
+@dataclass(frozen=True)
+class UntrimmedVideo:
+    """A video and its action segments; every moment outside them is background."""
+
+    path: Path
+    segments: tuple[TemporalSegment, ...]
+    duration_s: float | None = None
+
+
+@dataclass(frozen=True)
+class TemporalManifest:
+    """Untrimmed videos with action segments, and the action ``class_names`` (no background).
+
+    A model trained on it has :attr:`training_classes`: ``background`` first, then the actions.
+    """
+
+    videos: list[UntrimmedVideo]
+    class_names: list[str]
+
+    def __post_init__(self) -> None:
+        if len(set(self.class_names)) != len(self.class_names):
+            raise ValueError(f"class names are not unique: {self.class_names}")
+        if BACKGROUND in self.class_names:
+            raise ValueError(
+                f"{BACKGROUND!r} is the automatic no-action class; do not annotate it as an action"
+            )
+        known = set(self.class_names)
+        for v in self.videos:
+            for seg in v.segments:
+                if seg.label not in known:
+                    raise ValueError(f"{v.path}: label {seg.label!r} not in {self.class_names}")
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.training_classes)
+
+    @property
+    def training_classes(self) -> list[str]:
+        """``[background, *class_names]``: what a model trained on these videos outputs."""
+        return [BACKGROUND, *self.class_names]
+
+    @property
+    def paths(self) -> list[Path]:
+        return [v.path for v in self.videos]
+
+    def digest(self) -> str:
+        """A short hash of the videos, segments and classes (see :meth:`Manifest.digest`)."""
+        videos = [
+            [str(v.path), [[g.start_s, g.end_s, g.label] for g in v.segments]] for v in self.videos
+        ]
+        return _digest({"classes": self.class_names, "videos": videos})
+
+    def frame_labels(self, i: int, num_frames: int, fps: float) -> np.ndarray:
+        """Per-frame label indices of video ``i`` in :attr:`training_classes` (0 = background).
+
+        A segment covers frames ``[round(start_s * fps), round(end_s * fps))``.
+        """
+        return segment_frame_labels(self.videos[i].segments, num_frames, fps, self.training_classes)
+
+    def class_counts(self) -> dict[str, int]:
+        """Number of segments per action class."""
+        counts = dict.fromkeys(self.class_names, 0)
+        for v in self.videos:
+            for seg in v.segments:
+                counts[seg.label] += 1
+        return counts
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def segment_frame_labels(
+    segments: Iterable[TemporalSegment | Sequence[Any]],
+    num_frames: int,
+    fps: float,
+    class_names: Sequence[str],
+) -> np.ndarray:
+    """Per-frame class index (``class_names.index(BACKGROUND)`` where no segment is, else -1).
+
+    Args:
+        segments: :class:`TemporalSegment` or ``(start_s, end_s, label)``.
+        num_frames: Video length in frames.
+        fps: Frame rate.
+        class_names: Label order (with ``background`` for untrimmed models).
+
+    Returns:
+        int64 ``(num_frames,)``; a segment covers ``[round(start_s * fps), round(end_s * fps))``.
+    """
+    index = {c: i for i, c in enumerate(class_names)}
+    labels = np.full(num_frames, index.get(BACKGROUND, -1), dtype=np.int64)
+    for seg in segments:
+        start, end, label = (
+            (seg.start_s, seg.end_s, seg.label) if isinstance(seg, TemporalSegment) else seg
+        )
+        labels[max(0, round(start * fps)) : max(0, round(end * fps))] = index[label]
+    return labels
+
+
+def window_labels(
+    frame_labels: np.ndarray,
+    spans: np.ndarray,
+    num_classes: int,
+    *,
+    min_share: float = 0.5,
+) -> np.ndarray:
+    """The label of each window: the class covering the most of its frames, if it covers at
+    least ``min_share`` of them, else -1 (ambiguous: e.g. half one action, half another).
+
+    With the background class among the labels, a window is positive for an action when the
+    action covers at least ``min_share`` of it, background when the idle part does.
+
+    Args:
+        frame_labels: ``(N,)`` per-frame class indices (see :func:`segment_frame_labels`).
+        spans: ``(W, 2)`` source-frame spans ``[start, end)``.
+        num_classes: Number of classes.
+        min_share: Smallest share of the window's frames its label must cover.
+
+    Returns:
+        int64 ``(W,)``.
+    """
+    spans = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+    onehot = np.zeros((len(frame_labels) + 1, num_classes))
+    valid = frame_labels >= 0
+    onehot[1:][valid, frame_labels[valid]] = 1
+    csum = np.cumsum(onehot, axis=0)  # (N + 1, K)
+    counts = csum[spans[:, 1]] - csum[spans[:, 0]]  # (W, K)
+    lengths = np.maximum(spans[:, 1] - spans[:, 0], 1)
+    best = counts.argmax(axis=1)
+    share = counts[np.arange(len(spans)), best] / lengths
+    return np.where(share >= min_share - 1e-9, best, -1).astype(np.int64)
+
+
+def _video_file(root: Path, name: str) -> Path:
+    """``root/name`` if it exists, else ``root/name.<ext>`` (or ActivityNet's ``v_<name>.<ext>``)
+    for the first video extension that exists; ``root/name`` when none does (reported missing)."""
+    direct = root / name
+    if direct.suffix.lower() in VIDEO_EXTENSIONS and direct.exists():
+        return direct
+    for stem in (name, f"v_{name}"):
+        for ext in VIDEO_EXTENSIONS:
+            candidate = root / f"{stem}{ext}"
+            if candidate.exists():
+                return candidate
+    return direct if direct.suffix else root / f"{name}.mp4"
+
+
+def _segment(source: str, start: Any, end: Any, label: str) -> TemporalSegment:
+    try:
+        s, e = float(start), float(end)
+    except (TypeError, ValueError):
+        raise ValueError(f"{source}: bad segment times {start!r}, {end!r}") from None
+    if not (math.isfinite(s) and math.isfinite(e)) or s < 0 or e <= s:
+        raise ValueError(f"{source}: segment [{s}, {e}] must have 0 <= start < end")
+    label = str(label).strip()
+    if not label:
+        raise ValueError(f"{source}: empty label")
+    return TemporalSegment(s, e, label)
+
+
+def _finish_temporal(
+    videos: dict[Path, tuple[list[TemporalSegment], float | None]],
+    class_names: Sequence[str] | None,
+    *,
+    source: str | Path,
+    missing: str,
+) -> TemporalManifest:
+    """Sort segments, drop (or refuse) missing files, pick class names, build the manifest."""
+    if missing != "ignore":
+        bad = [p for p in videos if not _readable(p)]
+        if bad:
+            examples = ", ".join(str(p) for p in bad[:3])
+            msg = (
+                f"{source}: {len(bad)} of {len(videos)} videos are missing, empty or "
+                f"unreadable (e.g. {examples})"
+            )
+            if missing == "error":
+                raise FileNotFoundError(msg)
+            logger.warning("%s; skipping them", msg)
+            for p in bad:
+                del videos[p]
+    if not videos:
+        raise ValueError(f"{source}: no videos")
+    labels = sorted({s.label for segs, _ in videos.values() for s in segs})
+    if class_names is None:
+        class_names = labels
+    unknown = sorted(set(labels) - set(class_names))
+    if unknown:
+        raise ValueError(f"{source}: labels {unknown} are not in class_names {list(class_names)}")
+    items = [
+        UntrimmedVideo(p, tuple(sorted(segs, key=lambda s: (s.start_s, s.end_s))), duration)
+        for p, (segs, duration) in videos.items()
+    ]
+    return TemporalManifest(videos=items, class_names=list(class_names))
+
+
+def _under(root: Path, path: str | Path) -> Path:
+    """``path`` as given when absolute, else relative to the dataset ``root``."""
+    path = Path(path)
+    return path if path.is_absolute() else root / path
+
+
+_ACTIVITYNET_SUBSETS = {"train": "training", "val": "validation", "test": "testing"}
+
+
+def from_activitynet(
+    root: str | Path,
+    *,
+    annotations: str | Path,
+    subset: str | None = None,
+    class_names: Sequence[str] | None = None,
+    missing: str = "skip",
+) -> TemporalManifest:
+    """ActivityNet v1.3 JSON: ``{"database": {id: {"subset", "duration", "annotations":
+    [{"segment": [start, end], "label"}]}}}``.
+
+    Args:
+        root: Video folder; a video is ``root/<id>.<ext>`` or ``root/v_<id>.<ext>``.
+        annotations: The JSON (relative paths are relative to ``root``).
+        subset: ``"training"``, ``"validation"``, ``"testing"`` (or ``train``/``val``/``test``);
+            ``None`` keeps every video.
+        class_names: Action classes in label order; default: the annotated labels, sorted.
+        missing: ``"skip"``, ``"error"`` or ``"ignore"``.
+
+    Returns:
+        The temporal manifest.
+    """
+    root = Path(root)
+    _check_missing(missing)
+    path = _under(root, annotations)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: ActivityNet annotation JSON not found")
+    try:
+        database = json.loads(path.read_text(encoding="utf-8-sig"))["database"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not an ActivityNet JSON with a 'database' ({exc})") from None
+    want = _ACTIVITYNET_SUBSETS.get(subset, subset) if subset else None
+    videos: dict[Path, tuple[list[TemporalSegment], float | None]] = {}
+    for vid, entry in database.items():
+        if want is not None and entry.get("subset") != want:
+            continue
+        segs = [
+            _segment(f"{path}: {vid}", *a["segment"], a["label"])
+            for a in entry.get("annotations", [])
+        ]
+        duration = entry.get("duration")
+        videos[_video_file(root, vid)] = (segs, float(duration) if duration else None)
+    return _finish_temporal(videos, class_names, source=path, missing=missing)
+
+
+def from_thumos14(
+    root: str | Path,
+    *,
+    annotations: str | Path,
+    subset: str | None = None,
+    class_names: Sequence[str] | None = None,
+    missing: str = "skip",
+) -> TemporalManifest:
+    """THUMOS14-style per-class lists: ``<Class>_<subset>.txt`` with ``video start end`` lines.
+
+    ``Ambiguous_*.txt`` (THUMOS's "don't care" regions) is ignored. Only listed videos are used.
+
+    Args:
+        root: Video folder; a video is ``root/<video>.<ext>``.
+        annotations: Folder of the list files (relative paths are relative to ``root``).
+        subset: Keep files ending in ``_<subset>.txt`` (``val``, ``test``); ``None``: every file.
+        class_names: Action classes in label order; default: the file classes, sorted.
+        missing: ``"skip"``, ``"error"`` or ``"ignore"``.
+
+    Returns:
+        The temporal manifest.
+    """
+    root = Path(root)
+    _check_missing(missing)
+    folder = _under(root, annotations)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: THUMOS annotation folder not found")
+    pattern = re.compile(r"^(?P<cls>.+)_(?P<subset>[^_]+)\.txt$")
+    videos: dict[Path, tuple[list[TemporalSegment], float | None]] = {}
+    found = False
+    for file in sorted(folder.glob("*.txt")):
+        m = pattern.match(file.name)
+        if not m or m["cls"] == "Ambiguous" or (subset and m["subset"] != subset):
+            continue
+        found = True
+        for n, text in _lines(file):
+            parts = text.split()
+            if len(parts) != 3:
+                raise ValueError(f"{file}:{n}: expected 'video start end', got {text!r}")
+            path = _video_file(root, parts[0])
+            seg = _segment(f"{file}:{n}", parts[1], parts[2], m["cls"])
+            videos.setdefault(path, ([], None))[0].append(seg)
+    if not found:
+        raise ValueError(f"{folder}: no '<Class>_{subset or '<subset>'}.txt' files")
+    return _finish_temporal(videos, class_names, source=folder, missing=missing)
+
+
+def from_segments_csv(
+    root: str | Path,
+    *,
+    annotations: str | Path,
+    subset: str | None = None,
+    class_names: Sequence[str] | None = None,
+    missing: str = "skip",
+) -> TemporalManifest:
+    """A plain CSV ``video,start_s,end_s,label`` (optional ``subset`` column).
+
+    A row with empty ``start_s``, ``end_s`` and ``label`` lists a video with no action at all
+    (pure background).
+
+    Args:
+        root: Folder the ``video`` column is relative to (absolute paths are kept).
+        annotations: The CSV (relative paths are relative to ``root``).
+        subset: Keep rows whose ``subset`` column equals this; ``None``: every row.
+        class_names: Action classes in label order; default: the CSV's labels, sorted.
+        missing: ``"skip"``, ``"error"`` or ``"ignore"``.
+
+    Returns:
+        The temporal manifest.
+    """
+    root = Path(root)
+    _check_missing(missing)
+    path = _under(root, annotations)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: segment CSV not found")
+    videos: dict[Path, tuple[list[TemporalSegment], float | None]] = {}
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f)
+        have = {c.strip() for c in reader.fieldnames or []}
+        need = {"video", "start_s", "end_s", "label"}
+        if not need <= have:
+            raise ValueError(f"{path}: CSV needs columns {sorted(need)}, has {sorted(have)}")
+        if subset is not None and "subset" not in have:
+            raise ValueError(f"{path}: subset={subset!r} asked but the CSV has no subset column")
+        for n, row in enumerate(reader, start=2):
+            row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+            if subset is not None and row.get("subset") != subset:
+                continue
+            if not row["video"]:
+                raise ValueError(f"{path}:{n}: empty video")
+            entry = videos.setdefault(_under(root, row["video"]), ([], None))
+            if row["start_s"] or row["end_s"] or row["label"]:
+                entry[0].append(_segment(f"{path}:{n}", row["start_s"], row["end_s"], row["label"]))
+    return _finish_temporal(videos, class_names, source=path, missing=missing)
+
+
+def from_results(
+    root: str | Path,
+    *,
+    class_names: Sequence[str] | None = None,
+    missing: str = "skip",
+) -> TemporalManifest:
+    """The project's own result JSON (what ``video-lstm annotate`` / ``run`` write), so that
+    corrected outputs become training data.
+
+    Args:
+        root: One result JSON, or a folder whose ``*.json`` files with ``"segments"`` are read.
+            The video is the JSON's ``video.path`` (a string ``video`` is taken relative to the
+            JSON's folder).
+        class_names: Action classes in label order; default: the model's classes in the JSON
+            (without background), else the labels found.
+        missing: ``"skip"``, ``"error"`` or ``"ignore"``.
+
+    Returns:
+        The temporal manifest.
+    """
+    root = Path(root)
+    _check_missing(missing)
+    if root.is_dir():
+        files = sorted(root.glob("*.json"))
+    elif root.is_file():
+        files = [root]
+    else:
+        raise FileNotFoundError(f"{root}: result JSON (or folder of them) not found")
+    videos: dict[Path, tuple[list[TemporalSegment], float | None]] = {}
+    model_classes: list[str] | None = None
+    for file in files:
+        try:
+            doc = json.loads(file.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ValueError(f"{file}: not JSON ({exc})") from None
+        if not isinstance(doc, dict) or "segments" not in doc or "video" not in doc:
+            continue  # e.g. manifest.json next to the results
+        info = doc["video"]
+        if isinstance(info, dict):
+            video = Path(info["path"])
+            fps, frames = info.get("fps"), info.get("num_frames")
+        else:
+            video, fps, frames = file.parent / str(info), doc.get("fps"), doc.get("num_frames")
+        duration = float(frames) / float(fps) if fps and frames else None
+        segs = [
+            _segment(f"{file}: segment {i}", s["start_s"], s["end_s"], s["label"])
+            for i, s in enumerate(doc["segments"])
+            if s["label"] != BACKGROUND
+        ]
+        videos[video] = (segs, duration)
+        names = (doc.get("model") or {}).get("class_names") or doc.get("classes")
+        if names and model_classes is None:
+            model_classes = [c for c in names if c != BACKGROUND]
+    if not files or not videos:
+        raise ValueError(f"{root}: no result JSON with 'video' and 'segments'")
+    return _finish_temporal(
+        videos,
+        class_names if class_names is not None else model_classes,
+        source=root,
+        missing=missing,
+    )
+
+
+TEMPORAL_LOADERS: dict[str, Callable[..., TemporalManifest]] = {
+    "activitynet": from_activitynet,
+    "thumos14": from_thumos14,
+    "segments_csv": from_segments_csv,
+    "results": from_results,
+}
+
+
 MANIFEST_LOADERS: dict[str, Callable[..., Manifest]] = {
     "folder": from_folders,
     "ucf101": from_ucf101,
     "hmdb51": from_hmdb51,
     "kinetics": from_kinetics,
     "list": from_list,
+    **TEMPORAL_LOADERS,
 }
 
 
-def load_manifest(kind: str, root: str | Path, **options: Any) -> Manifest:
+def load_manifest(kind: str, root: str | Path, **options: Any) -> Manifest | TemporalManifest:
     """Build a manifest from a layout chosen by name.
 
     Args:
-        kind: ``"folder"``, ``"ucf101"``, ``"hmdb51"``, ``"kinetics"`` or ``"list"``.
+        kind: Trimmed clips: ``"folder"``, ``"ucf101"``, ``"hmdb51"``, ``"kinetics"``,
+            ``"list"`` (a :class:`Manifest`); untrimmed videos with segments: ``"activitynet"``,
+            ``"thumos14"``, ``"segments_csv"``, ``"results"`` (a :class:`TemporalManifest`).
         root: The loader's first argument: dataset folder, or the list file for ``"list"``.
         **options: The loader's keyword arguments (``split``, ``subset``, ``split_dir``,
             ``annotations``, ``missing``, ...); see :func:`from_folders`, :func:`from_ucf101`,
@@ -557,7 +1016,16 @@ def load_manifest(kind: str, root: str | Path, **options: Any) -> Manifest:
 
 
 __all__ = [
+    "BACKGROUND",
     "KINETICS_PATTERN",
+    "TEMPORAL_LOADERS",
+    "TemporalManifest",
+    "TemporalSegment",
+    "UntrimmedVideo",
+    "from_activitynet",
+    "from_results",
+    "from_segments_csv",
+    "from_thumos14",
     "MANIFEST_LOADERS",
     "VIDEO_EXTENSIONS",
     "Manifest",
@@ -568,4 +1036,6 @@ __all__ = [
     "from_ucf101",
     "load_manifest",
     "read_ucf101_classes",
+    "segment_frame_labels",
+    "window_labels",
 ]

@@ -108,8 +108,14 @@ def extract_features(
     device: str | torch.device = "cpu",
     backend: str = "auto",
     progress: bool = True,
+    segments: Sequence[Sequence[Sequence[Any]]] | None = None,
+    source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Compute and store per-frame features for every video; resume an interrupted run.
+
+    Untrimmed videos are cached the same way (every sampled frame of the whole video); their
+    action segments (``segments``) are stored in the index with each video's ``fps`` and
+    ``num_frames``, so training can draw windows from the cache alone.
 
     Args:
         model: A ``VideoClassifier`` whose backbone is used as is (freeze it when training on
@@ -125,13 +131,17 @@ def extract_features(
         device: Where to run the backbone.
         backend: Decoder backend for ``open_video``.
         progress: Show a tqdm bar.
+        segments: Per sample, its ``[start_s, end_s, label]`` action segments (untrimmed
+            videos; their sample label is ignored).
+        source: What the samples were built from, e.g. ``{"manifest_digest": ..., "root": ...}``
+            (:meth:`Manifest.digest`): a cache is only ever filled and served for one dataset.
 
     Returns:
         The index (also written to ``out_dir/index.json``): ``class_names``, ``videos`` (finished
         entries) and ``failed`` (``{"path", "error"}`` for videos that could not be read).
 
     Raises:
-        ValueError: ``out_dir`` holds a cache made with another model or preprocessing.
+        ValueError: ``out_dir`` holds a cache made with another model, preprocessing or dataset.
     """
     from tqdm import tqdm
 
@@ -144,12 +154,17 @@ def extract_features(
         "backbone": backbone_signature(model),
         "frame_size": int(frame_size),
         "frame_interval": int(frame_interval),
+        "decode_size": int(decode_size or frame_size),
         "mean": [float(m) for m in model.mean],
         "std": [float(s) for s in model.std],
+        "source": json.loads(json.dumps(source or {}, default=str)),
     }
+    if segments is not None and len(segments) != len(samples):
+        raise ValueError(f"{len(segments)} segment lists for {len(samples)} samples")
     cache_file = out / CACHE_FILE
     if cache_file.is_file():
         old = json.loads(cache_file.read_text())
+        check_source(old, signature.get("source"), out)
         if old != signature:
             raise ValueError(
                 f"{out}: holds features from another model or preprocessing; "
@@ -163,15 +178,34 @@ def extract_features(
     videos: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
     bar = tqdm(samples, desc=f"features {out.name}", disable=not progress, unit="video")
-    for path, label in bar:
+    old_entries = {}
+    if (out / INDEX_FILE).is_file():  # fps / frame counts of a previous (interrupted) run
+        try:
+            old_entries = {v["id"]: v for v in json.loads((out / INDEX_FILE).read_text())["videos"]}
+        except (ValueError, KeyError):
+            old_entries = {}
+    for n, (path, label) in enumerate(bar):
         vid = video_id(path)
         npy = out / "videos" / f"{vid}.npy"
-        entry = {"id": vid, "path": str(path), "label": int(label)}
+        entry: dict[str, Any] = {"id": vid, "path": str(path), "label": int(label)}
+        if segments is not None:
+            entry["segments"] = [[float(a), float(b), str(c)] for a, b, c in segments[n]]
+        old = old_entries.get(vid, {})
         if npy.is_file() and _is_complete_npy(npy):
-            videos.append({**entry, "num_steps": int(np.load(npy, mmap_mode="r").shape[0])})
+            if "fps" not in old:  # interrupted before the index: ask the file (metadata only)
+                try:
+                    with open_video(path, backend=backend) as reader:
+                        old = {"fps": float(reader.fps), "num_frames": int(reader.num_frames)}
+                except VideoError as exc:
+                    failed.append({"path": str(path), "error": str(exc)})
+                    continue
+            steps = int(np.load(npy, mmap_mode="r").shape[0])
+            entry.update(num_steps=steps, fps=old["fps"], num_frames=old["num_frames"])
+            videos.append(entry)
             continue
         try:
             with open_video(path, backend=backend, size=decode_size or frame_size) as reader:
+                entry.update(fps=float(reader.fps), num_frames=int(reader.num_frames))
                 indices = np.arange(0, reader.num_frames, frame_interval)
                 parts = [
                     encode_frames(
@@ -197,6 +231,30 @@ def extract_features(
     }
     _write_json(out / INDEX_FILE, index)
     return index
+
+
+def check_source(cached: dict[str, Any], source: dict[str, Any] | None, cache_dir: Path) -> None:
+    """Refuse a cache built from another dataset than ``source`` describes.
+
+    Raises:
+        ValueError: The manifest digests differ, or the cache records no source (made before
+            caches recorded one, so nothing says which dataset it holds).
+    """
+    if not source or "manifest_digest" not in source:
+        return
+    old = cached.get("source") or {}
+    if old.get("manifest_digest") != source["manifest_digest"]:
+        built = (
+            f"built from {old.get('root')} ({old.get('kind')}, manifest digest "
+            f"{old.get('manifest_digest')})"
+            if old
+            else "made without a record of its dataset"
+        )
+        raise ValueError(
+            f"{cache_dir}: this feature cache was {built}, but the configured data is "
+            f"{source.get('root')} ({source.get('kind')}, manifest digest "
+            f"{source['manifest_digest']}); set data.features_dir to a folder of its own"
+        )
 
 
 def load_index(cache_dir: str | Path) -> dict[str, Any]:
@@ -274,6 +332,107 @@ class FeatureClipDataset(Dataset):
             "label": int(entry["label"]),
             "index": i,
         }
+
+
+class WindowFeatureDataset(Dataset):
+    """Windows of cached features from untrimmed videos, labelled by their overlap with segments.
+
+    Every window of ``clip_len`` cached steps gets the label covering at least ``min_share`` of
+    its source frames (see :func:`~video_lstm.data.datasets.window_labels`): an action when the
+    action covers it, ``background`` (index 0) when the idle part does; other windows
+    (straddling two actions) are not used.
+
+    Training draws ``samples_per_epoch`` windows per epoch, class-balanced: item ``i`` takes a
+    random window of class ``i mod K`` (over the classes that have windows), so background, which
+    fills most of an untrimmed video, does not drown the actions. Evaluation takes every window
+    at stride ``clip_len // 2``, in order.
+
+    Args:
+        cache_dir: A finished cache of untrimmed videos (entries with ``segments``).
+        clip_len: Steps per window.
+        train: Class-balanced random windows, or all windows at a fixed stride.
+        min_share: Share of a window its label must cover.
+        samples_per_epoch: Training windows per epoch (default: the number of windows at stride
+            ``clip_len // 4``).
+        class_balanced: Draw classes equally (``False``: windows uniformly).
+        seed: Base seed.
+    """
+
+    def __init__(
+        self,
+        cache_dir: str | Path,
+        *,
+        clip_len: int,
+        train: bool,
+        min_share: float = 0.5,
+        samples_per_epoch: int | None = None,
+        class_balanced: bool = True,
+        seed: int = 0,
+    ) -> None:
+        from video_lstm.data.datasets import segment_frame_labels, window_labels
+
+        self.cache_dir = Path(cache_dir)
+        self.index = load_index(self.cache_dir)
+        self.class_names: list[str] = list(self.index["class_names"])
+        interval = int(self.index["frame_interval"])
+        self.videos = self.index["videos"]
+        if not self.videos or any("segments" not in v for v in self.videos):
+            raise ValueError(f"{self.cache_dir}: not a cache of untrimmed videos with segments")
+        self.clip_len, self.train, self.seed, self.epoch = clip_len, train, seed, 0
+        k = len(self.class_names)
+        windows = []  # (video, start step, label)
+        step = 1 if train else max(1, clip_len // 2)
+        for vi, v in enumerate(self.videos):
+            n = int(v["num_steps"])
+            starts = np.arange(0, max(1, n - clip_len + 1), step)
+            if not train and n > clip_len and starts[-1] != n - clip_len:
+                starts = np.append(starts, n - clip_len)  # the tail
+            spans = np.stack(
+                [starts * interval, np.minimum((starts + clip_len) * interval, v["num_frames"])], 1
+            )
+            frames = segment_frame_labels(
+                v["segments"], v["num_frames"], v["fps"], self.class_names
+            )
+            labels = window_labels(frames, spans, k, min_share=min_share)
+            windows += [(vi, int(s), int(y)) for s, y in zip(starts, labels, strict=True) if y >= 0]
+        if not windows:
+            raise ValueError(f"{self.cache_dir}: no window of {clip_len} steps has a clear label")
+        self.windows = windows
+        self.by_class = {c: [i for i, w in enumerate(windows) if w[2] == c] for c in range(k)}
+        self.present = [c for c in range(k) if self.by_class[c]]
+        self.class_balanced = class_balanced
+        self.samples_per_epoch = samples_per_epoch or max(
+            len(self.present), len(windows) // max(1, clip_len // 4)
+        )
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.samples_per_epoch if self.train else len(self.windows)
+
+    @property
+    def labels(self) -> list[int]:
+        return [w[2] for w in self.windows]
+
+    def class_counts(self) -> dict[str, int]:
+        """Windows per class name (all candidate windows)."""
+        return {self.class_names[c]: len(self.by_class[c]) for c in range(len(self.class_names))}
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if self.train:
+            rng = np.random.default_rng(self.seed + self.epoch * 1_000_003 + i)
+            if self.class_balanced:
+                pool = self.by_class[self.present[i % len(self.present)]]
+                w = pool[int(rng.integers(len(pool)))]
+            else:
+                w = int(rng.integers(len(self.windows)))
+        else:
+            w = i
+        vi, start, label = self.windows[w]
+        array = np.load(self.cache_dir / "videos" / f"{self.videos[vi]['id']}.npy", mmap_mode="r")
+        clip = take_clip(array, start, self.clip_len)[None]  # (1, T, ...)
+        return {"features": torch.from_numpy(clip), "label": label, "index": w}
 
 
 # The config fields that decide what the backbone outputs (the temporal model may differ).

@@ -485,46 +485,75 @@ def _count(value: int | tuple[int, int], rng: np.random.Generator) -> int:
     return int(rng.integers(lo, hi + 1))
 
 
+GAPS: tuple[str, ...] = ("absent", "static", "shake")
+
+
+def _shake(frames: np.ndarray, idx: Sequence[int], amplitude: float, rng: np.random.Generator):
+    """Hand-held camera shake on ``frames[idx]``, in place: a smooth random walk of sub-pixel to
+    ``amplitude``-pixel translations and small rolls (edges reflected, like a crop of a larger
+    view)."""
+    if not len(idx) or amplitude <= 0:
+        return
+    h, w = frames.shape[1:3]
+    n = len(idx)
+    # Sum of a few sines with random phases: smooth, zero-mean, no drift (a person holding still).
+    t = np.arange(n, dtype=np.float64)[:, None]
+    freq = rng.uniform(0.05, 0.35, (1, 3))
+    phase = rng.uniform(0, 2 * np.pi, (3, 3))
+    walk = np.stack([np.sin(2 * np.pi * freq * t + phase[k]).mean(axis=1) for k in range(3)], 1)
+    walk *= amplitude / max(float(np.abs(walk).max()), 1e-6)
+    for k, (dx, dy, roll) in zip(idx, walk, strict=True):
+        mat = cv2.getRotationMatrix2D((w / 2, h / 2), float(roll) * 0.5, 1.0)
+        mat[:, 2] += (dx, dy)
+        frames[k] = cv2.warpAffine(frames[k], mat, (w, h), borderMode=cv2.BORDER_REFLECT)
+
+
 def make_action_sequence(
     actions: Sequence[str],
     *,
     frames_per_action: int | tuple[int, int] = 40,
     gap_frames: int | tuple[int, int] = 0,
-    gap: str = "absent",
+    gap: str | Sequence[str] = "absent",
     size: int | tuple[int, int] = 112,
     fps: float = 25.0,
     rng: np.random.Generator | int | None = None,
     distractors: int | tuple[int, int] = (0, 2),
     noise_std: float = 2.0,
+    shake_px: float | None = None,
 ) -> tuple[np.ndarray, list[Segment]]:
-    """One video of several actions in a row, with the ground-truth segments.
+    """One untrimmed video: several actions separated by idle stretches, with the ground truth.
 
     The same background, object and distractors are kept over the whole video, and the object
     continues from where the previous action left it when it can (it jumps when, say, there is no
-    room left for another ``move_right``). When ``gap_frames`` is non-zero, a "no action" gap is
-    put before, between and after the actions: ``gap="absent"`` hides the object (it reappears at
-    a fresh place), ``gap="static"`` keeps it still. Distractors keep moving in gaps.
+    room left for another ``move_right``). When ``gap_frames`` is non-zero, an idle ("no action")
+    stretch is put before, between and after the actions, of a kind drawn from ``gap``:
+    ``"absent"`` hides the object (it reappears at a fresh place), ``"static"`` keeps it still
+    (still camera), ``"shake"`` keeps it still under a hand-held camera shake (the whole frame
+    jitters by up to ``shake_px``). Distractors keep moving in every gap: motion that is not an
+    action.
 
     Args:
         actions: Labels from :data:`ACTIONS`, in order.
         frames_per_action: Length of each action, or an inclusive ``(low, high)`` range.
         gap_frames: Length of each gap, or an inclusive range; 0 means actions follow directly.
-        gap: ``"absent"`` or ``"static"``.
+        gap: A gap kind from :data:`GAPS`, or several to draw from at random per gap.
         size: Frame size, ``int`` or ``(height, width)``.
         fps: Frame rate, used for the segments' seconds.
         rng: Generator or seed.
         distractors: Number (or inclusive range) of distractor objects.
         noise_std: Per-frame sensor noise standard deviation.
+        shake_px: Largest shake translation in pixels (default 2.5% of the short side).
 
     Returns:
         ``(frames, segments)``: uint8 ``(T, H, W, 3)`` frames and one :class:`Segment` per action
-        (``end_frame`` exclusive, score 1.0); frames not covered by a segment are gaps.
+        (``end_frame`` exclusive, score 1.0); frames not covered by a segment are idle.
     """
     for a in actions:
         if a not in ACTIONS:
             raise ValueError(f"unknown action {a!r}; expected one of {ACTIONS}")
-    if gap not in ("absent", "static"):
-        raise ValueError(f"gap must be 'absent' or 'static', got {gap!r}")
+    kinds = [gap] if isinstance(gap, str) else list(gap)
+    if not kinds or any(k not in GAPS for k in kinds):
+        raise ValueError(f"gap must be one or several of {GAPS}, got {gap!r}")
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     h, w = _size_hw(size)
@@ -532,6 +561,7 @@ def make_action_sequence(
     appearance = sample_appearance((h, w), rng, distractors=distractors)
     poses: list[_State | None] = []
     segments: list[Segment] = []
+    shaky: list[int] = []
     state: _State | None = None
 
     def add_gap() -> None:
@@ -539,11 +569,14 @@ def make_action_sequence(
         n = _count(gap_frames, rng)
         if n == 0:
             return
-        if gap == "absent" or state is None:
+        kind = kinds[int(rng.integers(len(kinds)))] if len(kinds) > 1 else kinds[0]
+        if kind == "absent" or state is None:
             poses.extend([None] * n)
             state = None
         else:
             poses.extend([_State(state.x, state.y, state.scale, state.angle)] * n)
+        if kind == "shake":
+            shaky.append(list(range(len(poses) - n, len(poses))))
 
     for action in actions:
         add_gap()
@@ -564,7 +597,11 @@ def make_action_sequence(
         state = track[-1]
     add_gap()
     dis = _Distractors(appearance.distractors, h, w, rng)
-    return _render(appearance, poses, dis, rng, noise_std), segments
+    frames = _render(appearance, poses, dis, rng, noise_std)
+    amplitude = 0.025 * min(h, w) if shake_px is None else shake_px
+    for idx in shaky:
+        _shake(frames, idx, amplitude, rng)
+    return frames, segments
 
 
 # ---------------------------------------------------------------------------------------------
@@ -798,14 +835,169 @@ def write_dataset(
     return root
 
 
+def _write_untrimmed(job: tuple) -> list[Segment]:
+    """Render and encode one untrimmed video (runs in a worker process)."""
+    path, actions, frames_per_action, gap_frames, gaps, size, fps, seed, distractors, crf = job
+    h, w = _size_hw(size)
+    frames, segments = make_action_sequence(
+        actions,
+        frames_per_action=frames_per_action,
+        gap_frames=gap_frames,
+        gap=gaps,
+        size=(h, w),
+        fps=fps,
+        rng=np.random.default_rng(seed),
+        distractors=distractors,
+    )
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with VideoWriter(path, fps=fps, width=w, height=h, crf=crf, threads=1) as writer:
+        writer.write(frames)
+    return segments
+
+
+UNTRIMMED_SUBSETS: dict[str, int] = {"train": 24, "val": 4, "test": 4}
+
+
+def write_untrimmed_dataset(
+    root: str | Path,
+    *,
+    videos: dict[str, int] | None = None,
+    classes: Sequence[str] = ACTIONS,
+    actions_per_video: int | tuple[int, int] = (3, 5),
+    frames_per_action: int | tuple[int, int] = (32, 56),
+    gap_frames: int | tuple[int, int] = (16, 40),
+    gaps: Sequence[str] = GAPS,
+    size: int | tuple[int, int] = 128,
+    fps: float = 25.0,
+    seed: int = 0,
+    distractors: int | tuple[int, int] = (0, 2),
+    crf: int = 23,
+    workers: int | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write untrimmed videos (actions separated by idle stretches) and their temporal annotations.
+
+    Every video has its own background, object and distractors (drawn from ``(seed, subset,
+    index)``), so the ``test`` videos show objects and scenes training never saw. Idle stretches
+    are drawn from ``gaps`` (object absent, still camera, hand-held shake) while distractors keep
+    moving. Each subset cycles through the classes so every class appears about equally often.
+
+    Layout::
+
+        root/videos/<subset>/<subset>_<NNN>.mp4
+        root/annotations.csv    video,start_s,end_s,label,subset  (kind "segments_csv")
+        root/activitynet.json   the same in ActivityNet v1.3 form (kind "activitynet")
+        root/untrimmed.json     the arguments, for reproduction
+
+    Load with ``load_manifest("segments_csv", root, annotations="annotations.csv",
+    subset="train")``.
+
+    Args:
+        root: Output folder.
+        videos: Videos per subset (default :data:`UNTRIMMED_SUBSETS`: 24 train, 4 val, 4 test).
+        classes: Action names (a subset of :data:`ACTIONS`).
+        actions_per_video: Actions in each video (or inclusive range).
+        frames_per_action: Frames per action (or inclusive range).
+        gap_frames: Frames of each idle stretch (or inclusive range), before, between and after.
+        gaps: Idle kinds to draw from (:data:`GAPS`).
+        size: Frame size (even numbers for H.264).
+        fps: Frame rate.
+        seed: Master seed.
+        distractors: Distractor objects per video (or inclusive range).
+        crf: x264 quality.
+        workers: Processes (default: up to 2).
+        overwrite: Replace an existing dataset under ``root``.
+
+    Returns:
+        ``root``.
+    """
+    root = Path(root)
+    classes = list(classes)
+    if not classes or any(c not in ACTIONS for c in classes) or len(set(classes)) != len(classes):
+        raise ValueError(f"classes must be distinct names from {ACTIONS}, got {classes}")
+    videos = dict(UNTRIMMED_SUBSETS if videos is None else videos)
+    if (root / "videos").exists():
+        if not overwrite:
+            raise FileExistsError(f"{root / 'videos'} exists; pass overwrite=True to replace it")
+        shutil.rmtree(root / "videos")
+    h, w = _size_hw(size)
+    workers = workers or min(2, os.cpu_count() or 1)
+    jobs, names = [], []
+    for si, (subset, count) in enumerate(videos.items()):
+        order = np.random.default_rng([seed, 3000 + si]).permutation(classes).tolist()
+        k = 0
+        for i in range(count):
+            rng = np.random.default_rng([seed, 2000 + si, i])
+            n = _count(actions_per_video, rng)
+            acts = [order[(k + j) % len(order)] for j in range(n)]
+            k += n
+            rel = f"videos/{subset}/{subset}_{i:03d}.mp4"
+            jobs.append(
+                (
+                    str(root / rel),
+                    acts,
+                    frames_per_action,
+                    gap_frames,
+                    list(gaps),
+                    (h, w),
+                    fps,
+                    [seed, 2000 + si, i, 1],
+                    distractors,
+                    crf,
+                )
+            )
+            names.append((subset, rel))
+    if workers <= 1 or len(jobs) <= 1:
+        results = [_write_untrimmed(job) for job in jobs]
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(_write_untrimmed, jobs))
+
+    rows = ["video,start_s,end_s,label,subset"]
+    database = {}
+    for (subset, rel), segments in zip(names, results, strict=True):
+        rows += [f"{rel},{g.start_s:.4f},{g.end_s:.4f},{g.label},{subset}" for g in segments]
+        database[Path(rel).stem] = {
+            "subset": {"train": "training", "val": "validation", "test": "testing"}.get(
+                subset, subset
+            ),
+            "annotations": [
+                {"segment": [round(g.start_s, 4), round(g.end_s, 4)], "label": g.label}
+                for g in segments
+            ],
+        }
+    _write_lines(root / "annotations.csv", rows)
+    write_json(root / "activitynet.json", {"version": "VERSION 1.3", "database": database})
+    write_json(
+        root / "untrimmed.json",
+        {
+            "generator": "video_lstm.data.synthetic.write_untrimmed_dataset",
+            "videos": videos,
+            "classes": classes,
+            "actions_per_video": actions_per_video,
+            "frames_per_action": frames_per_action,
+            "gap_frames": gap_frames,
+            "gaps": list(gaps),
+            "size": [h, w],
+            "fps": fps,
+            "seed": seed,
+            "distractors": distractors,
+            "crf": crf,
+        },
+    )
+    return root
+
+
 __all__ = [
     "ACTIONS",
+    "GAPS",
     "MIRRORED",
     "Appearance",
     "make_action_sequence",
     "make_background",
     "make_sprite",
     "render_action",
+    "write_untrimmed_dataset",
     "sample_appearance",
     "write_dataset",
 ]

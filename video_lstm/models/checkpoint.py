@@ -47,6 +47,11 @@ class ModelMeta:
         mean: Per-channel normalisation mean (from the backbone's weights).
         std: Per-channel normalisation std.
         extra: Free-form provenance (training config, metrics, dataset).
+        decode_size: Short side the frames were decoded at before the centre crop to
+            ``frame_size`` (``None``: ``frame_size``); inference and evaluation decode the same.
+        segment_rules: Segment rules calibrated on validation videos (``threshold``,
+            ``smoothing_s``, ``min_duration_s``, ``merge_gap_s``, plain values); annotation uses
+            them unless told otherwise. ``None``: not calibrated.
     """
 
     class_names: list[str]
@@ -57,6 +62,8 @@ class ModelMeta:
     mean: list[float]
     std: list[float]
     extra: dict[str, Any] = field(default_factory=dict)
+    decode_size: int | None = None
+    segment_rules: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.class_names:
@@ -81,6 +88,7 @@ class ModelMeta:
         mean: list[float] | None = None,
         std: list[float] | None = None,
         extra: dict[str, Any] | None = None,
+        decode_size: int | None = None,
     ) -> ModelMeta:
         """The metadata of a ``VideoClassifier``: its config, and its input size and
         normalisation unless the data pipeline used others (``frame_size``, ``mean``, ``std``)."""
@@ -94,6 +102,7 @@ class ModelMeta:
             mean=[float(m) for m in (model.mean if mean is None else mean)],
             std=[float(s) for s in (model.std if std is None else std)],
             extra=dict(extra or {}),
+            decode_size=int(decode_size) if decode_size else None,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -10,15 +10,76 @@ Two sources, the same batches for the module:
 
 Validation uses the ``test`` subset (UCF101/HMDB51 have no separate validation split) with
 ``num_clips`` views per video, i.e. video-level accuracy.
+
+Untrimmed videos (``kind`` ``"activitynet"``, ``"thumos14"``, ``"segments_csv"``, ``"results"``)
+train on windows drawn from the feature cache (:class:`WindowFeatureDataset`): classes are
+``background`` plus the actions, windows are labelled by overlap with the segments and drawn
+class-balanced; validation accuracy is then window accuracy. ``val_subset`` names the videos
+``video-lstm calibrate`` tunes the segment rules on.
+
+Relative paths in ``manifest_args`` (``split_dir``, ``annotations``, ``video_dir``) are relative
+to ``root``, so a config names a dataset by its root alone.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
+import torch
 from torch.utils.data import DataLoader, Dataset
+
+log = logging.getLogger(__name__)
+
+TEMPORAL_KINDS = ("activitynet", "thumos14", "segments_csv", "results")
+_PATH_OPTIONS = ("split_dir", "annotations", "video_dir")
+# Words that make a class change meaning under a horizontal flip (pan_left -> pan_right).
+_DIRECTION_WORDS = {"left", "right", "cw", "ccw", "clockwise", "counterclockwise", "anticlockwise"}
+
+
+def direction_classes(class_names: list[str]) -> list[str]:
+    """Classes whose name says a left/right or rotation direction (a flip mirrors them)."""
+    return [c for c in class_names if _DIRECTION_WORDS & set(re.split(r"[^a-z]+", c.lower()))]
+
+
+class FlipSwapDataset(Dataset):
+    """Horizontal flip of a training clip with the label swapped to its mirror class.
+
+    Args:
+        base: A training dataset whose items carry ``"clip"`` ``(V, T, C, H, W)``.
+        prob: Flip probability.
+        swap: Label index of each class after a flip (identity for symmetric classes).
+        seed: Base seed (the decision is drawn from ``seed``, the epoch and the index).
+    """
+
+    def __init__(self, base: Dataset, prob: float, swap: list[int], seed: int = 0) -> None:
+        self.base, self.prob, self.swap, self.seed, self.epoch = base, prob, swap, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getattr__(self, name: str) -> Any:  # class_names, labels, samples, ...
+        if name == "base":
+            raise AttributeError(name)
+        return getattr(self.base, name)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.base, "set_epoch"):
+            self.base.set_epoch(epoch)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item = self.base[i]
+        rng = np.random.default_rng([self.seed, self.epoch, i, 7])
+        if rng.random() < self.prob:
+            item = {**item, "clip": torch.flip(item["clip"], dims=[-1])}
+            item["label"] = self.swap[int(item["label"])]
+        return item
+
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -37,7 +98,10 @@ class VideoDataModule(L.LightningDataModule):
         test_subset: Name of the held-out subset (``"test"``; ``"val"`` for Kinetics CSVs).
         manifest_args: Extra keyword arguments for ``load_manifest`` (``split_dir``,
             ``annotations``, ``missing``, ...).
-        features_dir: Train on cached features from this folder instead of decoding videos.
+        val_subset: Subset for calibrating the segment rules (untrimmed kinds, e.g. ``"val"``).
+        features_dir: Train on cached features from this folder instead of decoding videos
+            (needed for untrimmed kinds). The cache records which dataset it was built from
+            and is refused for another one.
         clip_len: Frames per clip.
         frame_interval: Distance between clip frames in the source video.
         frame_size: Square model input size.
@@ -46,7 +110,15 @@ class VideoDataModule(L.LightningDataModule):
         batch_size: Videos per batch.
         num_workers: DataLoader worker processes.
         scale: Area range of the training random resized crop.
-        hflip_prob: Horizontal flip probability; keep 0 when classes have a left/right direction.
+        hflip_prob: Horizontal flip probability. Classes with a direction in their name
+            (``left``/``right``/``cw``/``ccw``) must be paired in ``hflip_swap``, else a flip
+            would teach pan_left frames as pan_left (refused with an error).
+        hflip_swap: Mirror pairs, e.g. ``{"pan_left": "pan_right", "rotate_cw": "rotate_ccw"}``
+            (symmetric: one direction is enough); flipped clips take the mirror label.
+        min_share: Untrimmed: share of a window its label must cover (see ``window_labels``).
+        class_balanced: Untrimmed: draw training windows class-balanced.
+        samples_per_epoch: Untrimmed: training windows per epoch (default: about one per
+            ``clip_len // 4`` cached steps).
         jitter: Strength of the training colour jitter.
         seed: Base seed for clip sampling and augmentation.
         mean: Normalisation mean (``None``: from the model's backbone at setup).
@@ -59,6 +131,7 @@ class VideoDataModule(L.LightningDataModule):
         kind: str = "ucf101",
         split: int = 1,
         test_subset: str = "test",
+        val_subset: str | None = None,
         manifest_args: dict[str, Any] | None = None,
         features_dir: str | None = None,
         clip_len: int = 16,
@@ -70,7 +143,11 @@ class VideoDataModule(L.LightningDataModule):
         num_workers: int = 0,
         scale: tuple[float, float] = (0.6, 1.0),
         hflip_prob: float = 0.0,
+        hflip_swap: dict[str, str] | None = None,
         jitter: float = 0.1,
+        min_share: float = 0.5,
+        class_balanced: bool = True,
+        samples_per_epoch: int | None = None,
         seed: int = 0,
         mean: list[float] | None = None,
         std: list[float] | None = None,
@@ -80,6 +157,7 @@ class VideoDataModule(L.LightningDataModule):
         self.kind = kind
         self.split = split
         self.test_subset = test_subset
+        self.val_subset = val_subset
         self.manifest_args = dict(manifest_args or {})
         self.features_dir = features_dir
         self.clip_len = clip_len
@@ -91,7 +169,11 @@ class VideoDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.scale = tuple(scale)
         self.hflip_prob = hflip_prob
+        self.hflip_swap = dict(hflip_swap or {})
         self.jitter = jitter
+        self.min_share = min_share
+        self.class_balanced = class_balanced
+        self.samples_per_epoch = samples_per_epoch
         self.seed = seed
         self.mean = list(mean) if mean is not None else None
         self.std = list(std) if std is not None else None
@@ -99,24 +181,54 @@ class VideoDataModule(L.LightningDataModule):
         self.datasets: dict[str, Dataset] = {}
 
     # ------------------------------------------------------------------ manifests / info
+    @property
+    def untrimmed(self) -> bool:
+        """Untrimmed videos with temporal annotations (windows + a background class)."""
+        return self.kind in TEMPORAL_KINDS
+
+    def subset_name(self, subset: str) -> str:
+        """The dataset's own name of ``"train"``, ``"test"`` or ``"val"``."""
+        if subset == "val":
+            if not self.val_subset:
+                raise ValueError("data.val_subset is not set: which videos should calibrate?")
+            return self.val_subset
+        return "train" if subset == "train" else self.test_subset
+
     def manifest(self, subset: str):
-        """The ``Manifest`` of ``subset`` (``"train"`` or ``"test"``, the held-out subset)."""
+        """The manifest of ``subset``: ``"train"``, ``"test"`` (the held-out subset) or ``"val"``.
+
+        A ``Manifest``, or a ``TemporalManifest`` for untrimmed kinds.
+        """
         from video_lstm.data.datasets import load_manifest
 
-        name = "train" if subset == "train" else self.test_subset
+        name = self.subset_name(subset)
         root = str(self.root)
         options = dict(self.manifest_args)
         if self.kind in ("ucf101", "hmdb51"):
             options.update(split=self.split, subset=name)
-        elif self.kind == "kinetics":
+        elif self.kind in ("kinetics", "activitynet", "thumos14", "segments_csv"):
             options.update(subset=name)
-        else:  # folder / list: one folder or list file per subset
+        else:  # folder / list / results: one folder or list file per subset
             root = root.replace("{subset}", name)
+        base = Path(root)
+        for key in _PATH_OPTIONS:  # relative to the dataset root, not the working directory
+            if options.get(key) is not None and not Path(options[key]).is_absolute():
+                options[key] = str(base / str(options[key]).replace("{subset}", name))
         return load_manifest(self.kind, root, **options)
+
+    def source(self, subset: str) -> dict[str, Any]:
+        """What a feature cache of ``subset`` is built from (recorded and checked on use)."""
+        return {
+            "root": str(self.root),
+            "kind": self.kind,
+            "subset": self.subset_name(subset),
+            "manifest_digest": self.manifest(subset).digest(),
+        }
 
     @property
     def class_names(self) -> list[str]:
-        """Label names (from the training manifest or the feature cache's index)."""
+        """Label names (from the training manifest or the feature cache's index); untrimmed
+        kinds: ``background`` first, then the actions."""
         if self._class_names is None:
             index = Path(self.features_dir or "") / "train" / "index.json"
             if self.features_dir and index.is_file():
@@ -124,7 +236,8 @@ class VideoDataModule(L.LightningDataModule):
 
                 self._class_names = list(load_index(index.parent)["class_names"])
             else:  # no cache yet (e.g. while extracting it): the manifest decides
-                self._class_names = list(self.manifest("train").class_names)
+                m = self.manifest("train")
+                self._class_names = list(m.training_classes if self.untrimmed else m.class_names)
         return self._class_names
 
     @property
@@ -153,12 +266,16 @@ class VideoDataModule(L.LightningDataModule):
             "clip_len": self.clip_len,
             "frame_interval": self.frame_interval,
             "frame_size": self.frame_size,
+            "decode_size": self.decode_size,
             "mean": mean,
             "std": std,
             "dataset": {
                 "root": str(self.root),
                 "kind": self.kind,
                 "split": self.split,
+                "test_subset": self.test_subset,
+                "val_subset": self.val_subset,
+                "manifest_args": self.manifest_args,
                 "features_dir": self.features_dir,
             },
         }
@@ -167,10 +284,32 @@ class VideoDataModule(L.LightningDataModule):
     def build_dataset(self, subset: str, *, train: bool) -> Dataset:
         """The dataset of ``subset`` with training (random clip, augmentation) or eval views."""
         if self.features_dir:
-            from video_lstm.data.features import FeatureClipDataset
+            from video_lstm.data.features import (
+                FeatureClipDataset,
+                WindowFeatureDataset,
+                check_source,
+                load_index,
+            )
 
+            cache = Path(self.features_dir) / subset
+            try:
+                source = self.source(subset)
+            except (FileNotFoundError, ValueError) as exc:  # only the cache is here
+                log.info("not checking %s against the dataset (%s)", cache, exc)
+            else:
+                check_source(load_index(cache), source, cache)
+            if self.untrimmed:
+                return WindowFeatureDataset(
+                    cache,
+                    clip_len=self.clip_len,
+                    train=train,
+                    min_share=self.min_share,
+                    samples_per_epoch=self.samples_per_epoch,
+                    class_balanced=self.class_balanced,
+                    seed=self.seed,
+                )
             return FeatureClipDataset(
-                Path(self.features_dir) / subset,
+                cache,
                 clip_len=self.clip_len,
                 train=train,
                 num_clips=1 if train else self.num_clips,
@@ -179,6 +318,11 @@ class VideoDataModule(L.LightningDataModule):
         from video_lstm.data.clip_dataset import ClipDataset
         from video_lstm.data.transforms import eval_transform, train_transform
 
+        if self.untrimmed:
+            raise ValueError(
+                f"{self.kind}: training on untrimmed videos reads windows from the feature cache; "
+                "set data.features_dir and run `video-lstm extract-features` first"
+            )
         mean, std = self._norm()
         if train:
             transform = train_transform(
@@ -186,14 +330,14 @@ class VideoDataModule(L.LightningDataModule):
                 mean=mean,
                 std=std,
                 scale=self.scale,
-                hflip_prob=self.hflip_prob,
+                hflip_prob=0.0,  # flipped below, with the label swap
                 jitter=self.jitter,
                 seed=self.seed,
             )
         else:
             transform = eval_transform(size=self.frame_size, mean=mean, std=std)
         manifest = self.manifest(subset)
-        return ClipDataset(
+        dataset = ClipDataset(
             manifest.samples,
             manifest.class_names,
             transform=transform,
@@ -204,10 +348,38 @@ class VideoDataModule(L.LightningDataModule):
             decode_size=self.decode_size,
             seed=self.seed,
         )
+        if train and self.hflip_prob > 0:
+            return FlipSwapDataset(
+                dataset, self.hflip_prob, self.flip_swap(manifest.class_names), seed=self.seed
+            )
+        return dataset
+
+    def flip_swap(self, class_names: list[str]) -> list[int]:
+        """Label index of each class after a horizontal flip (its mirror, or itself).
+
+        Raises:
+            ValueError: A direction-bearing class has no mirror in ``hflip_swap``, or a pair
+                names an unknown class.
+        """
+        pairs = {**self.hflip_swap, **{b: a for a, b in self.hflip_swap.items()}}
+        index = {c: i for i, c in enumerate(class_names)}
+        unknown = sorted(set(pairs) - set(index))
+        if unknown:
+            raise ValueError(f"hflip_swap names classes {unknown} that are not in {class_names}")
+        lost = [c for c in direction_classes(class_names) if c not in pairs]
+        if lost:
+            raise ValueError(
+                f"hflip_prob={self.hflip_prob} would mirror direction-bearing classes {lost} "
+                "without changing their label: pair them in data.hflip_swap "
+                '(e.g. {"pan_left": "pan_right"}) or set data.hflip_prob 0'
+            )
+        return [index[pairs.get(c, c)] for c in class_names]
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and "train" not in self.datasets:
             self.datasets["train"] = self.build_dataset("train", train=True)
+        if stage == "fit" and self.features_dir and self.hflip_prob > 0:
+            log.warning("data.hflip_prob is ignored on cached features (one cached view per frame)")
         if stage in ("fit", "validate", "test", "predict") and "test" not in self.datasets:
             self.datasets["test"] = self.build_dataset("test", train=False)
 

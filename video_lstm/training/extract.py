@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def extract_for_config(
     config_args: list[str],
     *,
-    subsets: tuple[str, ...] = ("train", "test"),
+    subsets: tuple[str, ...] | None = None,
     device: str = "cpu",
     chunk_frames: int = 64,
     progress: bool = True,
@@ -30,7 +30,8 @@ def extract_for_config(
 
     Args:
         config_args: Training CLI arguments without a subcommand (``--config ...`` etc.).
-        subsets: ``"train"`` and/or ``"test"`` (the held-out subset).
+        subsets: ``"train"``, ``"test"`` (the held-out subset), ``"val"`` (calibration videos);
+            default: train and test, and val when ``data.val_subset`` is set.
         device: Where the backbone runs.
         chunk_frames: Frames per backbone pass.
         progress: Show progress bars.
@@ -48,14 +49,25 @@ def extract_for_config(
     dm, model = cli.datamodule, cli.model.model
     if not dm.features_dir:
         raise ValueError("the config sets no data.features_dir: where should the cache go?")
+    if subsets is None:
+        subsets = ("train", "test", "val") if dm.val_subset else ("train", "test")
     result = {}
     for subset in subsets:
         manifest = dm.manifest(subset)
         out = Path(dm.features_dir) / subset
+        if dm.untrimmed:
+            samples = [(str(v.path), -1) for v in manifest.videos]
+            segments = [
+                [(g.start_s, g.end_s, g.label) for g in v.segments] for v in manifest.videos
+            ]
+            names = manifest.training_classes
+        else:
+            samples, segments = [(str(p), y) for p, y in manifest.samples], None
+            names = manifest.class_names
         index = extract_features(
             model,
-            [(str(p), y) for p, y in manifest.samples],
-            manifest.class_names,
+            samples,
+            names,
             out,
             frame_size=dm.frame_size,
             frame_interval=dm.frame_interval,
@@ -63,6 +75,8 @@ def extract_for_config(
             chunk_frames=chunk_frames,
             device=device,
             progress=progress,
+            segments=segments,
+            source=dm.source(subset),
         )
         log.info("%s: %d videos cached, %d failed", out, len(index["videos"]), len(index["failed"]))
         result[subset] = index
@@ -72,7 +86,7 @@ def extract_for_config(
 def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """Command line of :func:`extract_for_config` (``tools/extract_features.py``)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--subsets", nargs="+", default=["train", "test"], choices=["train", "test"])
+    p.add_argument("--subsets", nargs="+", default=None, choices=["train", "test", "val"])
     p.add_argument("--device", default="cpu")
     p.add_argument("--chunk-frames", type=int, default=64)
     p.add_argument("--no-progress", action="store_true")
@@ -82,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     return extract_for_config(
         rest,
-        subsets=tuple(args.subsets),
+        subsets=tuple(args.subsets) if args.subsets else None,
         device=args.device,
         chunk_frames=args.chunk_frames,
         progress=not args.no_progress,

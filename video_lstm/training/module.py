@@ -225,6 +225,7 @@ class VideoLSTMModule(L.LightningModule):
             mean=info.get("mean"),
             std=info.get("std"),
             extra={"dataset": info.get("dataset", {}), "hparams": dict(self.hparams)},
+            decode_size=info.get("decode_size"),
         )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
