@@ -671,7 +671,8 @@ def window_labels(
     min_share: float = 0.5,
 ) -> np.ndarray:
     """The label of each window: the class covering the most of its frames, if it covers at
-    least ``min_share`` of them, else -1 (ambiguous: e.g. half one action, half another).
+    least ``min_share`` of them and more than any other class, else -1 (ambiguous: e.g. half
+    one action, half another).
 
     With the background class among the labels, a window is positive for an action when the
     action covers at least ``min_share`` of it, background when the idle part does.
@@ -693,8 +694,11 @@ def window_labels(
     counts = csum[spans[:, 1]] - csum[spans[:, 0]]  # (W, K)
     lengths = np.maximum(spans[:, 1] - spans[:, 0], 1)
     best = counts.argmax(axis=1)
-    share = counts[np.arange(len(spans)), best] / lengths
-    return np.where(share >= min_share - 1e-9, best, -1).astype(np.int64)
+    top = counts[np.arange(len(spans)), best]
+    runner_up = np.sort(counts, axis=1)[:, -2] if num_classes > 1 else np.zeros(len(spans))
+    share = top / lengths
+    clear = (share >= min_share - 1e-9) & (top > runner_up)  # a tie has no label
+    return np.where(clear, best, -1).astype(np.int64)
 
 
 def _video_file(root: Path, name: str) -> Path:

@@ -233,28 +233,43 @@ def extract_features(
     return index
 
 
-def check_source(cached: dict[str, Any], source: dict[str, Any] | None, cache_dir: Path) -> None:
+def check_source(
+    cached: dict[str, Any],
+    source: dict[str, Any] | None,
+    cache_dir: Path,
+    *,
+    paths: Sequence[str] | None = None,
+) -> None:
     """Refuse a cache built from another dataset than ``source`` describes.
 
+    A cache records its dataset's manifest digest; one made before caches recorded it is
+    checked by its video paths instead (``paths``: the dataset's videos).
+
     Raises:
-        ValueError: The manifest digests differ, or the cache records no source (made before
-            caches recorded one, so nothing says which dataset it holds).
+        ValueError: The digests (or the video lists) differ.
     """
     if not source or "manifest_digest" not in source:
         return
     old = cached.get("source") or {}
-    if old.get("manifest_digest") != source["manifest_digest"]:
+    if not old.get("manifest_digest"):
+        if paths is None or "videos" not in cached:
+            return
+        have = {v["path"] for v in cached["videos"]} | {v["path"] for v in cached.get("failed", [])}
+        if have == {str(p) for p in paths}:
+            return
+        built = f"made for {len(have)} other videos (e.g. {sorted(have)[:1]})"
+    elif old["manifest_digest"] == source["manifest_digest"]:
+        return
+    else:
         built = (
             f"built from {old.get('root')} ({old.get('kind')}, manifest digest "
             f"{old.get('manifest_digest')})"
-            if old
-            else "made without a record of its dataset"
         )
-        raise ValueError(
-            f"{cache_dir}: this feature cache was {built}, but the configured data is "
-            f"{source.get('root')} ({source.get('kind')}, manifest digest "
-            f"{source['manifest_digest']}); set data.features_dir to a folder of its own"
-        )
+    raise ValueError(
+        f"{cache_dir}: this feature cache was {built}, but the configured data is "
+        f"{source.get('root')} ({source.get('kind')}, manifest digest "
+        f"{source['manifest_digest']}); set data.features_dir to a folder of its own"
+    )
 
 
 def load_index(cache_dir: str | Path) -> dict[str, Any]:

@@ -16,13 +16,19 @@ or in one call with :func:`scores_to_segments`. The ``(N, K)`` array is the only
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from video_lstm.types import Segment
 
 __all__ = [
+    "CALIBRATION_GRID",
+    "DEFAULT_RULES",
+    "RULE_NAMES",
+    "calibrate_rules",
     "frame_labels_from_segments",
+    "resolve_rules",
     "frames_to_segments",
     "scores_to_segments",
     "smooth",
@@ -313,3 +319,139 @@ def frame_labels_from_segments(
             raise ValueError(f"segment label {seg.label!r} is not one of {list(class_names)}")
         labels[max(seg.start_frame, 0) : min(seg.end_frame, num_frames)] = index[seg.label]
     return labels
+
+
+# ---------------------------------------------------------------------------------------------
+# Segment rules: built-in defaults, the checkpoint's calibrated values, calibration
+# ---------------------------------------------------------------------------------------------
+
+RULE_NAMES = ("threshold", "smoothing_s", "min_duration_s", "merge_gap_s")
+DEFAULT_RULES: dict[str, float] = {
+    "threshold": 0.5,
+    "smoothing_s": 0.5,
+    "min_duration_s": 0.5,
+    "merge_gap_s": 0.25,
+}
+CALIBRATION_GRID: dict[str, tuple[float, ...]] = {
+    "threshold": (0.0, 0.3, 0.4, 0.5, 0.6, 0.7),
+    "smoothing_s": (0.0, 0.25, 0.5, 1.0),
+    "min_duration_s": (0.0, 0.25, 0.5, 1.0),
+    "merge_gap_s": (0.0, 0.25, 0.5, 1.0),
+}
+
+
+def resolve_rules(
+    explicit: dict[str, float | None] | None = None, calibrated: dict[str, Any] | None = None
+) -> dict[str, float]:
+    """The segment rules to use: an explicit value wins, then the checkpoint's calibrated value,
+    then :data:`DEFAULT_RULES`.
+
+    Args:
+        explicit: Values given by the user (``None`` = not given).
+        calibrated: ``ModelMeta.segment_rules`` (or ``None``).
+
+    Returns:
+        ``{name: value}`` for every name in :data:`RULE_NAMES`.
+    """
+    explicit, calibrated = explicit or {}, calibrated or {}
+    out = {}
+    for name in RULE_NAMES:
+        value = explicit.get(name)
+        if value is None:
+            value = calibrated.get(name)
+        out[name] = float(DEFAULT_RULES[name] if value is None else value)
+    return out
+
+
+def calibrate_rules(
+    videos: Sequence[dict[str, Any]],
+    class_names: Sequence[str],
+    *,
+    background: str | None = None,
+    grid: dict[str, Sequence[float]] | None = None,
+    tiou: float = 0.5,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Choose threshold, smoothing, minimum duration and merge gap on validation videos.
+
+    Every combination of ``grid`` turns each video's window scores into segments
+    (:func:`scores_to_segments`) and is scored by the mean of frame accuracy (idle frames count
+    as background) and segment mAP at ``tiou`` (ActivityNet protocol); the best wins, ties going
+    to the earlier (simpler) grid value.
+
+    Args:
+        videos: Per video ``{"probs" (W, K), "spans" (W, 2), "num_frames", "fps", "truth":
+            [(start_s, end_s, label), ...]}``.
+        class_names: The model's ``K`` classes.
+        background: The model's no-action class, if any.
+        grid: Values to try per rule (default :data:`CALIBRATION_GRID`).
+        tiou: tIoU of the mAP term.
+
+    Returns:
+        ``(rules, table)``: the chosen rules (plain values, with the scores reached:
+        ``frame_accuracy``, ``mAP``, ``objective``, ``num_videos``) and one row per combination.
+    """
+    import itertools
+
+    from video_lstm.inference.metrics import detection_map
+
+    grid = {**CALIBRATION_GRID, **(grid or {})}
+    names = list(class_names)
+    index = {c: i for i, c in enumerate(names)}
+    actions = [c for c in names if c != background]
+    if not videos:
+        raise ValueError("calibration needs at least one validation video")
+    truth_labels, truth = [], {}
+    frames_base = []  # per video: the unsmoothed frame probabilities
+    for i, v in enumerate(videos):
+        n, fps = int(v["num_frames"]), float(v["fps"])
+        labels = np.full(n, index[background] if background else -1)
+        for s, e, lab in v["truth"]:
+            labels[max(0, round(s * fps)) : max(0, round(e * fps))] = index[lab]
+        truth_labels.append(labels)
+        truth[str(i)] = [tuple(t) for t in v["truth"]]
+        frames_base.append(window_to_frame_probs(v["probs"], v["spans"], n))
+    table = []
+    best: dict[str, Any] | None = None
+    for smoothing_s in grid["smoothing_s"]:
+        smoothed = [
+            smooth(p, round(smoothing_s * float(v["fps"])))
+            for p, v in zip(frames_base, videos, strict=True)
+        ]
+        for threshold, min_d, gap in itertools.product(
+            grid["threshold"], grid["min_duration_s"], grid["merge_gap_s"]
+        ):
+            correct = total = 0
+            preds = {}
+            for i, (p, v) in enumerate(zip(smoothed, videos, strict=True)):
+                segs = frames_to_segments(
+                    p,
+                    fps=float(v["fps"]),
+                    class_names=names,
+                    threshold=threshold,
+                    min_duration_s=min_d,
+                    merge_gap_s=gap,
+                    background=background,
+                )
+                got = frame_labels_from_segments(segs, len(p), names)
+                if background:
+                    got = np.where(got < 0, index[background], got)
+                correct += int((got == truth_labels[i]).sum())
+                total += len(got)
+                preds[str(i)] = [(g.start_s, g.end_s, g.label, g.score) for g in segs]
+            acc = correct / max(total, 1)
+            m = detection_map(truth, preds, actions, (tiou,))["mAP"][f"{tiou:g}"] or 0.0
+            row = {
+                "threshold": float(threshold),
+                "smoothing_s": float(smoothing_s),
+                "min_duration_s": float(min_d),
+                "merge_gap_s": float(gap),
+                "frame_accuracy": acc,
+                "mAP": m,
+                "objective": 0.5 * (acc + m),
+            }
+            table.append(row)
+            if best is None or row["objective"] > best["objective"] + 1e-12:
+                best = row
+    assert best is not None
+    rules = {**best, "tiou": tiou, "num_videos": len(videos)}
+    return rules, table

@@ -122,6 +122,33 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: ModelMeta) -
     return path
 
 
+def store_segment_rules(
+    path: str | Path, rules: dict[str, Any], *, out: str | Path | None = None
+) -> Path:
+    """Write calibrated segment rules into a checkpoint's metadata (``ModelMeta.segment_rules``).
+
+    Everything else in the file (weights, a Lightning checkpoint's optimizer state) is kept, so a
+    calibrated ``last.ckpt`` still resumes training.
+
+    Args:
+        path: A checkpoint readable by :func:`load_checkpoint`.
+        rules: Plain values (floats, ints, strings), e.g. from ``calibrate_rules``.
+        out: Where to write (default: replace ``path``, atomically).
+
+    Returns:
+        The path written.
+    """
+    import json
+
+    load_checkpoint(path)  # the same checks (and refusals) as any load
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt[META_KEY]["segment_rules"] = json.loads(json.dumps(rules))  # plain values only
+    out = Path(out or path)
+    with atomic_path(out) as tmp:
+        torch.save(ckpt, tmp)
+    return out
+
+
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu"):
     """Rebuild the classifier from a checkpoint (ours or a Lightning one from ``video_lstm``).
 

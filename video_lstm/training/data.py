@@ -293,11 +293,14 @@ class VideoDataModule(L.LightningDataModule):
 
             cache = Path(self.features_dir) / subset
             try:
-                source = self.source(subset)
+                manifest = self.manifest(subset)
             except (FileNotFoundError, ValueError) as exc:  # only the cache is here
                 log.info("not checking %s against the dataset (%s)", cache, exc)
             else:
-                check_source(load_index(cache), source, cache)
+                source = {"root": str(self.root), "kind": self.kind}
+                source["manifest_digest"] = manifest.digest()
+                paths = [str(p) for p in manifest.paths]
+                check_source(load_index(cache), source, cache, paths=paths)
             if self.untrimmed:
                 return WindowFeatureDataset(
                     cache,

@@ -1,4 +1,12 @@
-"""Video-level evaluation of a checkpoint: top-1/top-5 over N clips, per-class CSV, confusion PNG."""
+"""Evaluation of a checkpoint.
+
+- Trimmed clips: video-level top-1/top-5 over N clips, per-class CSV, confusion PNG
+  (:func:`evaluate_checkpoint`).
+- Untrimmed videos: the segments that annotation wrote (result JSON) against temporal ground
+  truth (:func:`evaluate_segments`): frame accuracy (gaps count as ``background``), segment mAP at
+  tIoU 0.3/0.5/0.7 (ActivityNet protocol, ``video_lstm.inference.metrics``), boundary error, a
+  per-class table and a timeline plot of prediction against truth per video.
+"""
 
 from __future__ import annotations
 
@@ -124,7 +132,8 @@ def evaluate_checkpoint(
         manifest_args: Extra ``load_manifest`` options.
         features_dir: Evaluate on a feature cache (``<features_dir>/test``) instead of videos.
         num_clips: Views per video; their mean logits score the video.
-        decode_size: Short side decoded (``None``: ``frame_size * 8 // 7``).
+        decode_size: Short side decoded (``None``: the checkpoint's, as in training; for old
+            checkpoints without one ``frame_size * 8 // 7``).
         batch_size: Videos per batch.
         num_workers: DataLoader workers.
         device: ``"cpu"`` or ``"cuda"``.
@@ -136,6 +145,7 @@ def evaluate_checkpoint(
     from video_lstm.training.data import VideoDataModule
 
     model, meta = load_checkpoint(checkpoint)
+    decode_size = decode_size or meta.decode_size  # decode as in training
     dev = torch.device(device)
     model = model.to(dev).eval()
     dm = VideoDataModule(
@@ -190,6 +200,221 @@ def _sample_paths(dataset: Any) -> list[str]:
     if hasattr(dataset, "samples"):
         return [str(p) for p, _ in dataset.samples]
     return [v["path"] for v in dataset.videos]
+
+
+# ---------------------------------------------------------------------------------------------
+# Untrimmed videos: segments against temporal ground truth
+# ---------------------------------------------------------------------------------------------
+
+
+def read_results(results: str | Path) -> dict[str, dict[str, Any]]:
+    """Result JSONs (``video-lstm annotate`` / ``run``) of a folder (or one file), by video path.
+
+    Returns:
+        ``{resolved video path: {"segments", "num_frames", "fps", "class_names", "file"}}``.
+    """
+    results = Path(results)
+    files = sorted(results.glob("*.json")) if results.is_dir() else [results]
+    out: dict[str, dict[str, Any]] = {}
+    for file in files:
+        try:
+            doc = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{file}: unreadable result JSON ({exc})") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("video"), dict):
+            continue  # manifest.json and other files next to the results
+        info = doc["video"]
+        out[str(Path(info["path"]).resolve())] = {
+            "segments": doc.get("segments", []),
+            "num_frames": int(info["num_frames"]),
+            "fps": float(info["fps"]),
+            "class_names": (doc.get("model") or {}).get("class_names"),
+            "file": str(file),
+        }
+    return out
+
+
+def evaluate_segments(
+    truth: Any,
+    results: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    tious: tuple[float, ...] = (0.3, 0.5, 0.7),
+    plot: bool = True,
+) -> dict[str, Any]:
+    """Score annotation results against temporal ground truth.
+
+    Args:
+        truth: A ``TemporalManifest`` (``load_manifest("activitynet" | "thumos14" |
+            "segments_csv" | "results", ...)``).
+        results: Folder of result JSONs written by ``video-lstm annotate`` / ``run`` (or one).
+        out_dir: Where to write ``metrics.json``, ``per_class.csv``, ``timeline.png`` (``None``:
+            write nothing).
+        tious: tIoU thresholds of the segment mAP.
+        plot: Write the timeline plot.
+
+    Returns:
+        The metrics: ``frame_accuracy`` (all frames of all videos; frames outside segments are
+        ``background`` in truth and prediction), ``background_recall`` (share of idle frames
+        left unlabelled), ``mAP`` per tIoU, ``boundary`` errors (seconds and frames),
+        ``per_class`` rows, ``videos`` (per-video frame accuracy), ``missing`` (truth videos
+        without a result: their frames are not scored, their segments count as missed).
+    """
+    from video_lstm.data.datasets import BACKGROUND, segment_frame_labels
+    from video_lstm.inference.metrics import boundary_errors, detection_map
+
+    found = read_results(results)
+    names = truth.training_classes  # background first
+    k = len(names)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    gt: dict[str, list[tuple[float, float, str]]] = {}
+    pred: dict[str, list[tuple[float, float, str, float]]] = {}
+    videos, missing, fps_seen = [], [], []
+    for video in truth.videos:
+        key = str(Path(video.path).resolve())
+        gt[key] = [(g.start_s, g.end_s, g.label) for g in video.segments]
+        result = found.get(key)
+        if result is None:
+            missing.append(str(video.path))
+            continue
+        unknown = {s["label"] for s in result["segments"]} - set(names)
+        if unknown:
+            raise ValueError(
+                f"{result['file']}: labels {sorted(unknown)} are not classes of the ground truth "
+                f"{names}"
+            )
+        pred[key] = [
+            (float(s["start_s"]), float(s["end_s"]), s["label"], float(s.get("score", 1.0)))
+            for s in result["segments"]
+            if s["label"] != BACKGROUND
+        ]
+        n, fps = result["num_frames"], result["fps"]
+        fps_seen.append(fps)
+        want = segment_frame_labels(gt[key], n, fps, names)
+        got = segment_frame_labels([p[:3] for p in pred[key]], n, fps, names)
+        np.add.at(confusion, (want, got), 1)
+        videos.append(
+            {
+                "video": str(video.path),
+                "frames": n,
+                "frame_accuracy": float((want == got).mean()) if n else None,
+                "truth": gt[key],
+                "prediction": pred[key],
+                "duration_s": n / fps,
+            }
+        )
+    total = confusion.sum()
+    detection = detection_map(gt, pred, truth.class_names, tious)
+    bounds = boundary_errors(gt, pred)
+    fps = float(np.median(fps_seen)) if fps_seen else None
+    bounds.update(
+        median_frames=bounds["median_s"] * fps if fps and bounds["median_s"] is not None else None,
+        mean_frames=bounds["mean_s"] * fps if fps and bounds["mean_s"] is not None else None,
+    )
+    support, predicted = confusion.sum(axis=1), confusion.sum(axis=0)
+    per_class = []
+    for i, name in enumerate(names):
+        row: dict[str, Any] = {
+            "class": name,
+            "truth_segments": sum(lab == name for v in gt.values() for *_, lab in v),
+            "predicted_segments": sum(p[2] == name for v in pred.values() for p in v),
+            "frame_recall": float(confusion[i, i] / support[i]) if support[i] else None,
+            "frame_precision": float(confusion[i, i] / predicted[i]) if predicted[i] else None,
+        }
+        for t, ap in (detection["per_class"].get(name) or {}).items():
+            row[f"AP@{t}"] = ap
+        per_class.append(row)
+    metrics = {
+        "num_videos": len(truth.videos),
+        "num_frames": int(total),
+        "frame_accuracy": float(np.trace(confusion) / total) if total else None,
+        "background_recall": per_class[0]["frame_recall"],
+        "mAP": detection["mAP"],
+        "boundary": bounds,
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+        "class_names": names,
+        "videos": videos,
+        "missing": missing,
+    }
+    if out_dir is not None:
+        out = Path(out_dir)
+        with atomic_path(out / "metrics.json") as tmp:
+            tmp.write_text(json.dumps(metrics, indent=2))
+        with atomic_path(out / "per_class.csv") as tmp, open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(per_class[-1]))
+            w.writeheader()
+            w.writerows(per_class)
+        if plot and videos:
+            plot_timelines(videos, names, out / "timeline.png")
+    return metrics
+
+
+def format_segment_table(metrics: dict[str, Any]) -> str:
+    """The headline figures and the per-class table as Markdown (for the README / terminal)."""
+
+    def f(x: float | None, digits: int = 3) -> str:
+        return "-" if x is None else f"{x:.{digits}f}"
+
+    maps = metrics["mAP"]
+    b = metrics["boundary"]
+    lines = [
+        f"frame accuracy {f(metrics['frame_accuracy'])}, idle frames labelled background "
+        f"{f(metrics['background_recall'])}, segment mAP "
+        + ", ".join(f"@{t} {f(v)}" for t, v in maps.items())
+        + f", median boundary error {f(b['median_s'], 2)} s ({f(b['median_frames'], 1)} frames)"
+        f" over {metrics['num_videos']} videos, {metrics['num_frames']} frames",
+        "",
+        "| class | truth segs | predicted segs | "
+        + " | ".join(f"AP@{t}" for t in maps)
+        + " | frame recall | frame precision |",
+        "|---|---:|---:|" + "---:|" * len(maps) + "---:|---:|",
+    ]
+    for row in metrics["per_class"]:
+        aps = " | ".join(f(row.get(f"AP@{t}")) for t in maps)
+        lines.append(
+            f"| {row['class']} | {row['truth_segments']} | {row['predicted_segments']} | {aps} "
+            f"| {f(row['frame_recall'])} | {f(row['frame_precision'])} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_timelines(videos: list[dict[str, Any]], class_names: list[str], path: str | Path) -> None:
+    """Per video, the truth (upper bar) and the prediction (lower bar), coloured by class."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
+    color = {name: cmap(i % cmap.N) for i, name in enumerate(class_names[1:])}
+    n = len(videos)
+    fig, axes = plt.subplots(n, 1, figsize=(10, 0.9 * n + 0.9), squeeze=False)
+    for ax, v in zip(axes[:, 0], videos, strict=True):
+        for row, segs in ((1, v["truth"]), (0, v["prediction"])):
+            ax.broken_barh(
+                [(s, e - s) for s, e, *_ in segs],
+                (row + 0.1, 0.8),
+                facecolors=[color[seg[2]] for seg in segs],
+            )
+        ax.set_xlim(0, v["duration_s"])
+        ax.set_ylim(0, 2)
+        ax.set_yticks([0.5, 1.5], ["pred", "truth"], fontsize=7)
+        acc = v["frame_accuracy"]
+        ax.set_title(
+            f"{Path(v['video']).name}: frame accuracy {acc:.3f}" if acc is not None else "",
+            fontsize=8,
+            loc="left",
+        )
+        ax.tick_params(axis="x", labelsize=7)
+    axes[-1, 0].set_xlabel("seconds (blank: background)", fontsize=8)
+    handles = [Patch(color=c, label=name) for name, c in color.items()]
+    fig.legend(handles=handles, loc="lower center", ncol=min(8, len(handles)), fontsize=7)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> None:
