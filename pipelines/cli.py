@@ -133,6 +133,10 @@ COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int | None]]] = {
         "video-level top-1/top-5, per-class CSV, confusion matrix",
         _entry("video_lstm.training.evaluate", "main"),
     ),
+    "calibrate": (
+        "choose the segment rules on validation videos, store them in the checkpoint",
+        _entry("video_lstm.training.calibrate", "main"),
+    ),
     "compare": (
         "train several configs on the same data and tabulate them",
         _entry("video_lstm.training.compare", "main"),
@@ -140,6 +144,10 @@ COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int | None]]] = {
     "make-dataset": (
         "write the synthetic action dataset (UCF101 layout) and demo videos",
         _entry("video_lstm.data.synthetic", "main"),
+    ),
+    "make-untrimmed": (
+        "write synthetic untrimmed videos (actions between idle stretches) + annotations",
+        _entry("video_lstm.data.synthetic", "main_untrimmed"),
     ),
     "demo": ("dataset -> brief training -> annotate demo videos", _demo),
 }

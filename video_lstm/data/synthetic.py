@@ -1057,3 +1057,37 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"wrote {n} clips and {a.sequences} sequences to {root} in {time.perf_counter() - t0:.1f} s"
     )
+
+
+def main_untrimmed(argv: list[str] | None = None) -> None:
+    """``video-lstm make-untrimmed``: :func:`write_untrimmed_dataset` from the command line."""
+    p = argparse.ArgumentParser(description=write_untrimmed_dataset.__doc__.split("\n")[0])
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--train", type=int, default=UNTRIMMED_SUBSETS["train"], help="train videos")
+    p.add_argument("--val", type=int, default=UNTRIMMED_SUBSETS["val"], help="validation videos")
+    p.add_argument("--test", type=int, default=UNTRIMMED_SUBSETS["test"], help="test videos")
+    p.add_argument("--classes", nargs="+", default=list(ACTIONS), choices=ACTIONS)
+    p.add_argument(
+        "--actions", type=_range, default=(3, 5), help="actions per video: N or LOW-HIGH"
+    )
+    p.add_argument("--frames", type=_range, default=(32, 56), help="frames per action")
+    p.add_argument("--gap-frames", type=_range, default=(16, 40), help="frames per idle stretch")
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--overwrite", action="store_true")
+    a = p.parse_args(argv)
+    t0 = time.perf_counter()
+    root = write_untrimmed_dataset(
+        a.out,
+        videos={"train": a.train, "val": a.val, "test": a.test},
+        classes=a.classes,
+        actions_per_video=a.actions,
+        frames_per_action=a.frames,
+        gap_frames=a.gap_frames,
+        size=a.size,
+        seed=a.seed,
+        workers=a.workers,
+        overwrite=a.overwrite,
+    )
+    print(f"wrote {a.train + a.val + a.test} videos to {root} in {time.perf_counter() - t0:.1f} s")

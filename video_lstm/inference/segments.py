@@ -24,11 +24,8 @@ from video_lstm.types import Segment
 
 __all__ = [
     "CALIBRATION_GRID",
-    "DEFAULT_RULES",
-    "RULE_NAMES",
     "calibrate_rules",
     "frame_labels_from_segments",
-    "resolve_rules",
     "frames_to_segments",
     "scores_to_segments",
     "smooth",
@@ -322,45 +319,15 @@ def frame_labels_from_segments(
 
 
 # ---------------------------------------------------------------------------------------------
-# Segment rules: built-in defaults, the checkpoint's calibrated values, calibration
+# Calibration of the segment rules (``inference.settings.SegmentRules``) on validation videos
 # ---------------------------------------------------------------------------------------------
 
-RULE_NAMES = ("threshold", "smoothing_s", "min_duration_s", "merge_gap_s")
-DEFAULT_RULES: dict[str, float] = {
-    "threshold": 0.5,
-    "smoothing_s": 0.5,
-    "min_duration_s": 0.5,
-    "merge_gap_s": 0.25,
-}
 CALIBRATION_GRID: dict[str, tuple[float, ...]] = {
     "threshold": (0.0, 0.3, 0.4, 0.5, 0.6, 0.7),
     "smoothing_s": (0.0, 0.25, 0.5, 1.0),
     "min_duration_s": (0.0, 0.25, 0.5, 1.0),
     "merge_gap_s": (0.0, 0.25, 0.5, 1.0),
 }
-
-
-def resolve_rules(
-    explicit: dict[str, float | None] | None = None, calibrated: dict[str, Any] | None = None
-) -> dict[str, float]:
-    """The segment rules to use: an explicit value wins, then the checkpoint's calibrated value,
-    then :data:`DEFAULT_RULES`.
-
-    Args:
-        explicit: Values given by the user (``None`` = not given).
-        calibrated: ``ModelMeta.segment_rules`` (or ``None``).
-
-    Returns:
-        ``{name: value}`` for every name in :data:`RULE_NAMES`.
-    """
-    explicit, calibrated = explicit or {}, calibrated or {}
-    out = {}
-    for name in RULE_NAMES:
-        value = explicit.get(name)
-        if value is None:
-            value = calibrated.get(name)
-        out[name] = float(DEFAULT_RULES[name] if value is None else value)
-    return out
 
 
 def calibrate_rules(
@@ -387,8 +354,8 @@ def calibrate_rules(
         tiou: tIoU of the mAP term.
 
     Returns:
-        ``(rules, table)``: the chosen rules (plain values, with the scores reached:
-        ``frame_accuracy``, ``mAP``, ``objective``, ``num_videos``) and one row per combination.
+        ``(best, table)``: the best row (the four rules as plain values, and the scores reached:
+        ``frame_accuracy``, ``mAP``, ``objective``) and one row per combination, in grid order.
     """
     import itertools
 
@@ -453,5 +420,4 @@ def calibrate_rules(
             if best is None or row["objective"] > best["objective"] + 1e-12:
                 best = row
     assert best is not None
-    rules = {**best, "tiou": tiou, "num_videos": len(videos)}
-    return rules, table
+    return best, table

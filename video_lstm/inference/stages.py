@@ -93,7 +93,7 @@ def score(
 
     meta = predictor.meta
     model_backend, _ = pass_backends(settings.runtime.backend, predictor.device)
-    decode_size = settings.windows.decode_size or meta.frame_size
+    decode_size = settings.windows.decode_size or meta.decode_size or meta.frame_size
     threads = settings.runtime.threads or torch.get_num_threads()
     with open_video(video, backend=model_backend, size=decode_size, num_threads=threads) as reader:
         with tqdm(
@@ -183,7 +183,7 @@ def annotate_with_predictor(
     resolved["segments"] = asdict(rules)
     resolved["windows"] = {
         "stride": settings.windows.stride or max(1, meta.clip_len // 4),
-        "decode_size": settings.windows.decode_size or meta.frame_size,
+        "decode_size": settings.windows.decode_size or meta.decode_size or meta.frame_size,
     }
     resolved["runtime"].update(
         device=str(predictor.plan.device),

@@ -49,9 +49,10 @@ class ModelMeta:
         extra: Free-form provenance (training config, metrics, dataset).
         decode_size: Short side the frames were decoded at before the centre crop to
             ``frame_size`` (``None``: ``frame_size``); inference and evaluation decode the same.
-        segment_rules: Segment rules calibrated on validation videos (``threshold``,
-            ``smoothing_s``, ``min_duration_s``, ``merge_gap_s``, plain values); annotation uses
-            them unless told otherwise. ``None``: not calibrated.
+        segment_rules: Segment rules the model comes with (fields of
+            ``inference.settings.SegmentRules`` as plain values): ``background`` for a model
+            trained with a background class, and the rules ``video-lstm calibrate`` chose on
+            validation videos. Annotation uses them unless told otherwise. ``None``: none.
     """
 
     class_names: list[str]
@@ -89,6 +90,7 @@ class ModelMeta:
         std: list[float] | None = None,
         extra: dict[str, Any] | None = None,
         decode_size: int | None = None,
+        segment_rules: dict[str, Any] | None = None,
     ) -> ModelMeta:
         """The metadata of a ``VideoClassifier``: its config, and its input size and
         normalisation unless the data pipeline used others (``frame_size``, ``mean``, ``std``)."""
@@ -103,6 +105,7 @@ class ModelMeta:
             std=[float(s) for s in (model.std if std is None else std)],
             extra=dict(extra or {}),
             decode_size=int(decode_size) if decode_size else None,
+            segment_rules=dict(segment_rules) if segment_rules else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,16 +126,24 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: ModelMeta) -
 
 
 def store_segment_rules(
-    path: str | Path, rules: dict[str, Any], *, out: str | Path | None = None
+    path: str | Path,
+    rules: dict[str, Any],
+    *,
+    report: dict[str, Any] | None = None,
+    out: str | Path | None = None,
 ) -> Path:
-    """Write calibrated segment rules into a checkpoint's metadata (``ModelMeta.segment_rules``).
+    """Write calibrated segment rules into a checkpoint's metadata (``ModelMeta.segment_rules``,
+    fields of ``inference.settings.SegmentRules``) and how they were chosen
+    (``extra["calibration"]``).
 
     Everything else in the file (weights, a Lightning checkpoint's optimizer state) is kept, so a
     calibrated ``last.ckpt`` still resumes training.
 
     Args:
         path: A checkpoint readable by :func:`load_checkpoint`.
-        rules: Plain values (floats, ints, strings), e.g. from ``calibrate_rules``.
+        rules: ``threshold``, ``smoothing_s``, ``min_duration_s``, ``merge_gap_s``,
+            ``background`` as plain values.
+        report: Plain values describing the calibration (data, scores reached).
         out: Where to write (default: replace ``path``, atomically).
 
     Returns:
@@ -142,7 +153,10 @@ def store_segment_rules(
 
     load_checkpoint(path)  # the same checks (and refusals) as any load
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    ckpt[META_KEY]["segment_rules"] = json.loads(json.dumps(rules))  # plain values only
+    meta = ckpt[META_KEY]
+    meta["segment_rules"] = json.loads(json.dumps(rules))  # plain values only
+    if report is not None:
+        meta["extra"] = {**meta.get("extra", {}), "calibration": json.loads(json.dumps(report))}
     out = Path(out or path)
     with atomic_path(out) as tmp:
         torch.save(ckpt, tmp)

@@ -116,9 +116,18 @@ def calibrate_checkpoint(
     scored = score_videos(predictor, manifest.videos, stride=stride, backend=backend,
                           progress=progress)  # fmt: skip
     background = BACKGROUND if BACKGROUND in names else None
-    rules, table = calibrate_rules(scored, names, background=background)
-    rules.update(subset=subset, root=str(root), kind=kind)
-    target = store_segment_rules(checkpoint, rules, out=out)
+    best, table = calibrate_rules(scored, names, background=background)
+    rules = {k: best[k] for k in ("threshold", "smoothing_s", "min_duration_s", "merge_gap_s")}
+    rules["background"] = background
+    report = {
+        **best,
+        "tiou": 0.5,
+        "num_videos": len(scored),
+        "subset": subset,
+        "root": str(root),
+        "kind": kind,
+    }
+    target = store_segment_rules(checkpoint, rules, report=report, out=out)
     with (
         atomic_path(target.with_suffix(".calibration.csv")) as tmp,
         open(tmp, "w", newline="") as f,
@@ -127,7 +136,7 @@ def calibrate_checkpoint(
         w.writeheader()
         w.writerows(sorted(table, key=lambda r: -r["objective"]))
     log.info("calibrated %s on %d videos: %s", target, len(scored), rules)
-    return rules
+    return {**report, **rules}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -417,7 +417,82 @@ def plot_timelines(videos: list[dict[str, Any]], class_names: list[str], path: s
     plt.close(fig)
 
 
+def evaluate_untrimmed(
+    checkpoint: str,
+    out_dir: str,
+    *,
+    root: str,
+    kind: str = "segments_csv",
+    manifest_args: dict[str, Any] | None = None,
+    subset: str = "test",
+    predictions: str | None = None,
+    settings: Any = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Annotate the untrimmed videos of ``subset`` (as ``video-lstm annotate`` does, with the
+    checkpoint's calibrated rules unless ``settings`` says otherwise) and score the segments.
+
+    Writes ``out_dir/predictions/*.json`` (the annotation results), ``metrics.json``,
+    ``per_class.csv``, ``timeline.png`` and ``table.md`` (the Markdown table).
+
+    Args:
+        checkpoint: The model.
+        out_dir: Report folder.
+        root: Dataset root.
+        kind: Temporal annotation kind (``segments_csv``, ``activitynet``, ``thumos14``,
+            ``results``).
+        manifest_args: Loader options (``annotations`` relative to ``root``, ...).
+        subset: Which videos (the held-out ones).
+        predictions: Score these existing result JSONs instead of annotating.
+        settings: ``AnnotateSettings`` for the annotation (default: JSON output only, every
+            segment rule from the checkpoint).
+        progress: Show progress.
+
+    Returns:
+        The metrics (see :func:`evaluate_segments`).
+    """
+    from tqdm.auto import tqdm
+
+    from video_lstm.inference.settings import AnnotateSettings
+    from video_lstm.inference.stages import annotate_with_predictor, load_predictor
+    from video_lstm.training.data import TEMPORAL_KINDS, VideoDataModule
+
+    if kind not in TEMPORAL_KINDS:
+        raise ValueError(f"untrimmed evaluation needs one of {TEMPORAL_KINDS}, got {kind!r}")
+    truth = VideoDataModule(
+        root=root, kind=kind, manifest_args=manifest_args, val_subset=subset
+    ).manifest("val")
+    out = Path(out_dir)
+    if predictions is None:
+        settings = settings or AnnotateSettings(outputs=["json"])
+        predictor = load_predictor(checkpoint, settings)
+        predictions = str(out / "predictions")
+        for i, video in enumerate(tqdm(truth.videos, desc="annotating", disable=not progress)):
+            annotate_with_predictor(
+                video.path, predictor, predictions, settings, name=f"{i:04d}_{video.path.stem}"
+            )
+    metrics = evaluate_segments(truth, predictions, out)
+    metrics["checkpoint"] = str(checkpoint)
+    with atomic_path(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2))
+    with atomic_path(out / "table.md") as tmp:
+        tmp.write_text(format_segment_table(metrics) + "\n")
+    return metrics
+
+
 def main(argv: list[str] | None = None) -> None:
+    """``video-lstm evaluate``: untrimmed ground truth (``--kind activitynet|thumos14|
+    segments_csv|results``) is scored by :func:`evaluate_untrimmed`, trimmed clips by
+    :func:`evaluate_checkpoint`."""
+    from video_lstm.training.data import TEMPORAL_KINDS
+
+    args = list(argv if argv is not None else [])
+    kinds = [a.split("=", 1)[1] for a in args if a.startswith("--kind=")]
+    kinds += [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--kind"]
+    if any(k in TEMPORAL_KINDS for k in kinds):
+        metrics = CLI(evaluate_untrimmed, args=args, as_positional=True)
+        print(format_segment_table(metrics))
+        return
     metrics = CLI(evaluate_checkpoint, args=argv, as_positional=True)
     print(
         f"top-1 {metrics['top1']:.4f}  top-5 {metrics['top5']:.4f}  ({metrics['num_videos']} videos)"

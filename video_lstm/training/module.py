@@ -226,6 +226,10 @@ class VideoLSTMModule(L.LightningModule):
             std=info.get("std"),
             extra={"dataset": info.get("dataset", {}), "hparams": dict(self.hparams)},
             decode_size=info.get("decode_size"),
+            # A model with the automatic background class says so: its gaps are no action.
+            segment_rules={"background": "background"}
+            if "background" in self.class_names
+            else None,
         )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
