@@ -437,3 +437,38 @@ def test_flip_swap_map_and_direction_guard(tmp_path):
     assert 16 < len(flipped) < 48
     assert all(it["label"] == 1 for it in flipped)  # pan_left mirrored is pan_right
     assert all(it["label"] == 0 for it in items if it["clip"][0, 0, 0, 0, 0] == 0)
+
+
+@pytest.mark.slow
+def test_last_ckpt_is_the_last_epoch(tmp_path):
+    """Lightning 2.6 rewrote last.ckpt only when the epoch was also the best one."""
+    import yaml
+    from test_clip_dataset import make_tiny_dataset
+
+    from video_lstm.data.features import extract_features
+    from video_lstm.models import create_model
+    from video_lstm.training.cli import main
+
+    tiny = make_tiny_dataset(tmp_path / "tiny")
+    model = create_model("video_lstm_compact", num_classes=2, frame_size=64, hidden_sizes=[16])
+    for subset in ("train", "test"):
+        m = load_manifest("ucf101", tiny, subset=subset)
+        extract_features(model.eval(), [(str(p), y) for p, y in m.samples], m.class_names,
+                         tmp_path / "f" / subset, frame_size=64, frame_interval=2,
+                         progress=False)  # fmt: skip
+    cfg = {
+        "model": {"model_name": "video_lstm_compact",
+                  "model_args": {"frame_size": 64, "hidden_sizes": [16]}, "lr": 0.05},
+        "data": {"root": str(tiny), "kind": "ucf101", "features_dir": str(tmp_path / "f"),
+                 "clip_len": 6, "frame_interval": 2, "frame_size": 64, "batch_size": 4,
+                 "num_clips": 2},
+        "trainer": {"accelerator": "cpu", "max_epochs": 4, "enable_progress_bar": False},
+    }  # fmt: skip
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    cli = main(["fit", "--config", str(tmp_path / "cfg.yaml")], root_dir=str(tmp_path / "runs"),
+               name="t")  # fmt: skip
+    ckpts = Path(cli.trainer.log_dir) / "checkpoints"
+    last = torch.load(ckpts / "last.ckpt", weights_only=True, map_location="cpu")
+    assert last["epoch"] == 3 and last["global_step"] == cli.trainer.global_step
+    weights = cli.model.model.state_dict()
+    assert all(torch.equal(last["state_dict"][f"model.{k}"], v) for k, v in weights.items())

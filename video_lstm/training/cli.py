@@ -22,12 +22,12 @@ import warnings
 from typing import Any
 
 from jsonargparse import Namespace
-from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 
 from video_lstm.training.data import VideoDataModule
-from video_lstm.training.module import VideoLSTMModule, pick_precision
+from video_lstm.training.module import LastEpochCheckpoint, VideoLSTMModule, pick_precision
 
 
 def trainer_defaults(root_dir: str = "runs", name: str = "video_lstm") -> dict[str, Any]:
@@ -94,7 +94,7 @@ class VideoLSTMCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
         # Always-on callbacks, configurable as --checkpoint.* and --early_stopping.*
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(LastEpochCheckpoint, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/acc",

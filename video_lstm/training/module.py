@@ -15,6 +15,7 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torchmetrics.classification import MulticlassAccuracy
 
 from video_lstm.data.features import adapt_features
@@ -48,6 +49,20 @@ def warmup_cosine(step: int, *, warmup_steps: int, total_steps: int, min_ratio: 
     span = max(1, total_steps - warmup_steps)
     progress = min(1.0, (step - warmup_steps) / span)
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class LastEpochCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` whose ``last.ckpt`` is always the last epoch.
+
+    Lightning 2.6 writes ``last.ckpt`` only in a step where a top-k checkpoint was saved too, so
+    with ``save_top_k=1`` it held the best epoch, not the last, and ``--ckpt_path last.ckpt``
+    resumed from the wrong place. Here the last checkpoint is written after every validation.
+    """
+
+    def _save_topk_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict) -> None:
+        super()._save_topk_checkpoint(trainer, monitor_candidates)
+        # The caller writes last.ckpt only when this step was saved: say it was.
+        self._last_global_step_saved = trainer.global_step
 
 
 class VideoLSTMModule(L.LightningModule):
