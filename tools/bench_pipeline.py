@@ -19,6 +19,7 @@ then peak RSS of ``annotate_video`` in fresh subprocesses for a short and a long
 
     python tools/bench_pipeline.py                       # 60 s video, 10 min for peak memory
     python tools/bench_pipeline.py --seconds 20 --long-minutes 2 --repeats 1   # quick look
+    python tools/bench_pipeline.py --device cuda --height 720   # GPU path, with GPU utilisation
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from video_lstm.inference.scoring import (  # noqa: E402
 from video_lstm.inference.settings import AnnotateSettings  # noqa: E402
 from video_lstm.io.decode import open_video  # noqa: E402
 from video_lstm.io.overlay import Overlay  # noqa: E402
-from video_lstm.io.video import VideoWriter, write_annotated_video  # noqa: E402
+from video_lstm.io.video import VideoWriter, h264_encoder, write_annotated_video  # noqa: E402
 from video_lstm.models import DEFAULT_MODEL, create_model  # noqa: E402
 from video_lstm.models.checkpoint import ModelMeta, save_checkpoint  # noqa: E402
 from video_lstm.types import Segment  # noqa: E402
@@ -94,6 +95,32 @@ def make_checkpoint(path: Path, *, clip_len: int, frame_interval: int) -> Path:
     model = create_model(DEFAULT_MODEL, num_classes=len(CLASSES))
     meta = ModelMeta.for_model(model, CLASSES, clip_len=clip_len, frame_interval=frame_interval)
     return save_checkpoint(path, model, meta)
+
+
+class GpuUtilisation:
+    """Mean GPU utilisation (%) while the block runs, sampled by ``nvidia-smi`` every 200 ms
+    (``None`` where there is no ``nvidia-smi``)."""
+
+    def __enter__(self) -> GpuUtilisation:
+        import shutil
+
+        self.mean: float | None = None
+        self._proc = None
+        if shutil.which("nvidia-smi"):
+            self._proc = subprocess.Popen(
+                ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
+                 "-lms", "200"],
+                stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is None:
+            return
+        self._proc.terminate()
+        out, _ = self._proc.communicate()
+        values = [float(v) for v in out.split() if v.replace(".", "", 1).isdigit()]
+        self.mean = statistics.mean(values) if values else None
 
 
 def median_times(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
@@ -139,6 +166,8 @@ def main() -> None:
     ap.add_argument("--clip-len", type=int, default=16)
     ap.add_argument("--frame-interval", type=int, default=2)
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the GPU path: autocast, NVENC)")
+    ap.add_argument("--height", type=int, default=360, help="main video height (16:9)")
     ap.add_argument(
         "--rss-child", nargs=3, metavar=("VIDEO", "CKPT", "OUT"), help=argparse.SUPPRESS
     )
@@ -153,14 +182,16 @@ def main() -> None:
     fps = 30
     video = work / "main.mp4"
     if not video.exists():
-        make_video(video, args.seconds, fps=fps)
+        width = round(args.height * 16 / 9 / 2) * 2
+        make_video(video, args.seconds, fps=fps, width=width, height=args.height)
     short = work / "naive.mp4"
     if not short.exists():
         make_video(short, args.naive_seconds, fps=fps)
     ckpt = make_checkpoint(
         work / "model.pt", clip_len=args.clip_len, frame_interval=args.frame_interval
     )
-    pred = Predictor.from_checkpoint(ckpt, device="cpu")
+    pred = Predictor.from_checkpoint(ckpt, device=args.device)
+    codec = h264_encoder("auto", str(pred.device))  # NVENC on a GPU where it opens
     meta = pred.meta
     interval, size = meta.frame_interval, meta.frame_size
     stride = max(1, meta.clip_len // 4)
@@ -175,7 +206,7 @@ def main() -> None:
         f"video {width}x{height} {fps} fps, {n} frames ({n / fps:.0f} s); model {DEFAULT_MODEL} "
         f"input {size}, clip_len {meta.clip_len}, interval {interval}, stride {stride}; "
         f"{torch.get_num_threads()} threads; CNN batch {pred.frame_batch}; model-input decoder "
-        f"{model_backend}"
+        f"{model_backend}; device {pred.device} ({pred.plan.precision}); encoder {codec}"
     )
 
     def decode_model_input(backend: str = model_backend) -> None:
@@ -205,7 +236,7 @@ def main() -> None:
     def write() -> None:  # as write_annotated_video: overlay on I420 planes, x264 at its preset
         labels, scores = np.ones(64, dtype=np.int64), np.full(64, 0.9)
         with VideoWriter(
-            work / "write.mp4", fps=fps, width=width, height=height, preset=preset
+            work / "write.mp4", fps=fps, width=width, height=height, preset=preset, codec=codec
         ) as w:
             for lo in range(0, n, 64):
                 k = min(64, n - lo)
@@ -224,7 +255,10 @@ def main() -> None:
 
     def e2e() -> None:
         settings = AnnotateSettings.from_flat(outputs=E2E_OUTPUTS, threads=args.threads)
-        annotate_video(str(video), pred, str(work / "e2e"), settings, progress=False)
+        with gpu:
+            annotate_video(str(video), pred, str(work / "e2e"), settings, progress=False)
+
+    gpu = GpuUtilisation()
 
     other = "decord" if model_backend == "pyav" else "pyav"
     t = median_times(
@@ -266,6 +300,9 @@ def main() -> None:
     print(f"{'serial bound with the heads':<34}{bound_heads:>10.1f}{bound_heads / fps:>13.1f}")
     print(f"{'end to end (annotate_video)':<34}{n / t_e2e:>10.1f}{n / t_e2e / fps:>13.1f}")
     print(f"  end to end / serial bound = {n / t_e2e / bound:.2f}  (target >= 0.8)")
+    if pred.device.type == "cuda":
+        util = "n/a (no nvidia-smi)" if gpu.mean is None else f"{gpu.mean:.0f}%"
+        print(f"  GPU utilisation during end to end (last round): {util}")
     print(f"  end to end / bound with heads = {n / t_e2e / bound_heads:.2f}")
     print(f"\nfirst pass on {n_short} frames:")
     print(f"{'naive (full model per window)':<34}{n_short / first['naive']:>10.1f}")

@@ -131,6 +131,8 @@ class RuntimeOptions:
         prefetch: Chunks decoded ahead in a worker process (0 = inline). ``None``: 2 on GPU, 0
             on CPU, where the decoder and the CNN compete for the same cores (a 60 s video's
             first pass on 2 cores: 2.7 s with the worker against 2.3 s inline).
+        encoder: H.264 encoder of annotated videos and clips: ``auto`` (NVENC on a CUDA run
+            where it opens, else x264), ``libx264``, ``h264_nvenc``.
     """
 
     device: str = "auto"
@@ -141,8 +143,11 @@ class RuntimeOptions:
     frame_batch: int | None = None
     window_batch: int | None = None
     prefetch: int | None = None
+    encoder: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.encoder not in ("auto", "libx264", "h264_nvenc"):
+            raise ValueError(f"encoder must be auto, libx264 or h264_nvenc, got {self.encoder!r}")
         for name in ("threads", "chunk_size", "frame_batch", "window_batch"):
             value = getattr(self, name)
             if value is not None and value < 1:

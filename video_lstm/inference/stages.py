@@ -27,6 +27,7 @@ from video_lstm.inference.segments import scores_to_segments
 from video_lstm.inference.settings import AnnotateSettings, SegmentRules
 from video_lstm.inference.writers import WRITERS
 from video_lstm.io.decode import open_video
+from video_lstm.io.video import h264_encoder
 from video_lstm.types import Segment, VideoInfo
 
 if TYPE_CHECKING:
@@ -190,6 +191,7 @@ def annotate_with_predictor(
         precision=predictor.plan.precision,
         frame_batch=predictor.frame_batch,
         window_batch=predictor.window_batch,
+        encoder=h264_encoder(settings.runtime.encoder, str(predictor.plan.device)),
     )
     _, writer_backend = pass_backends(settings.runtime.backend, predictor.device)
     with open_video(video, backend=writer_backend) as full:

@@ -41,6 +41,7 @@ def _video(result: AnnotationResult, reader: FrameSource, out_dir: Path, name: s
         segments=result.segments,
         labels=labels,
         scores=scores,
+        codec=result.settings["runtime"]["encoder"],
     )
     return [path]
 
@@ -50,7 +51,8 @@ def _clips(result: AnnotationResult, reader: FrameSource, out_dir: Path, name: s
     paths = []
     for seg in result.segments:
         path = clip_path(out_dir / "clips", seg.label, name, seg.start_frame, seg.end_frame)
-        paths.append(cut_clip(reader, seg.start_frame, seg.end_frame, path))
+        codec = result.settings["runtime"]["encoder"]
+        paths.append(cut_clip(reader, seg.start_frame, seg.end_frame, path, codec=codec))
     return paths
 
 

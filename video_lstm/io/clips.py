@@ -78,7 +78,7 @@ def cut_clip(
         chunk_size: Frames decoded at a time.
         crf: x264 quality (clips are kept, so a little better than the overlay default).
         preset: x264 preset.
-        codec: ``"libx264"`` or ``"ffv1"``.
+        codec: ``"libx264"``, ``"h264_nvenc"`` or ``"ffv1"``.
 
     Returns:
         ``out_path``.
