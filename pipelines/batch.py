@@ -26,6 +26,7 @@ from video_lstm.inference.stages import annotate_with_predictor, load_predictor
 from video_lstm.io.checks import require_dir, require_file, require_output_dir
 from video_lstm.io.clips import clip_path
 from video_lstm.io.files import write_json
+from video_lstm.io.formats import VIDEO_EXTENSIONS
 
 __all__ = [
     "DEFAULT_EXTENSIONS",
@@ -36,7 +37,7 @@ __all__ = [
     "settings_hash",
 ]
 
-DEFAULT_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+DEFAULT_EXTENSIONS = VIDEO_EXTENSIONS  # the one list, shared with the datasets
 MANIFEST_NAME = "manifest.json"
 MARKER_SUFFIX = ".done.json"
 

@@ -42,23 +42,9 @@ from typing import Any
 
 import numpy as np
 
-logger = logging.getLogger(__name__)
+from video_lstm.io.formats import VIDEO_EXTENSIONS
 
-VIDEO_EXTENSIONS: tuple[str, ...] = (
-    ".mp4",
-    ".avi",
-    ".mkv",
-    ".mov",
-    ".webm",
-    ".m4v",
-    ".mpg",
-    ".mpeg",
-    ".wmv",
-    ".flv",
-    ".ogv",
-    ".3gp",
-    ".ts",
-)
+logger = logging.getLogger(__name__)
 
 MISSING_POLICIES = ("skip", "error", "ignore")
 
