@@ -228,3 +228,11 @@ def _write_noisy_h264(path: Path, num_frames: int) -> None:
             img = np.where(img > 0, img - noise, img + noise).astype(np.uint8)
             container.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
         container.mux(stream.encode())
+
+
+@pytest.fixture(scope="session")
+def real_corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The real-world corpus of ``tests/corpus.py`` (AVI B-frames, edit lists, rotation, ...)."""
+    from corpus import build_corpus
+
+    return build_corpus(tmp_path_factory.mktemp("real_corpus"))

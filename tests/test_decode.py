@@ -129,7 +129,7 @@ def test_pyav_sequential_access_does_not_seek(pattern_videos):
         for _ in r.iter_chunks(8):
             pass
         assert r._source.num_seeks == 0
-        first_key = int(r._source.probe.key_index[1])  # x264 adds keyframes at scene cuts
+        first_key = int(r._source.index.seek_frames[1])  # x264 adds keyframes at scene cuts
         r.get_frames([0, 1])  # back to the start: one rewind
         assert r._source.num_seeks == 1
         r.get_frames([2, first_key - 1])  # forward within the GOP: no seek

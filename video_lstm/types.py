@@ -8,7 +8,12 @@ from typing import Any
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """Metadata of an opened video. ``width``/``height`` are after any decoder-side resize."""
+    """Metadata of an opened video.
+
+    ``num_frames`` is what FFmpeg decodes; ``width``/``height`` are as displayed (after the
+    display ``rotation``, clockwise degrees, and any decoder-side resize); ``frames_lost``
+    counts frames of a damaged stream that do not decode.
+    """
 
     path: str
     backend: str  # "decord" or "pyav"
@@ -16,6 +21,8 @@ class VideoInfo:
     fps: float
     width: int
     height: int
+    rotation: int = 0
+    frames_lost: int = 0
 
     @property
     def duration(self) -> float:

@@ -1,29 +1,49 @@
-"""Open a video and read frames by index, frame-exactly: decord first, PyAV when decord can't.
+"""Open a video and read frames by index, exactly the frames FFmpeg shows: decord where it is
+right, PyAV everywhere else.
 
-Every file is first probed with PyAV: the container is opened and the video packets are demuxed
-(no decoding; what ``ffprobe -count_packets`` does). That gives the true number of frames, the
-presentation timestamp of every frame and the keyframes, and it lets a bad file fail early with
-a ``VideoError`` naming the file. decord is then used where it is safe:
-
-* decord reads the container's nominal frame count. When that count disagrees with the packets
-  (a truncated file, a container that over-reports), decord can decode past the real end and
-  hang in native code holding the GIL (dmlc/decord#373). Such files go to PyAV, after a check
-  that decodes the last GOP to find how many frames really decode.
-* decord refuses Ogg and seeks MPEG program/transport streams to the wrong frame (measured: on a
-  60-frame MPEG-1 ``.mpg`` ``vr[59]`` returned frame 2), so those containers go to PyAV
-  (``backend="decord"`` refuses them with ``BackendUnavailableError``).
-* decord's in-decoder resize returns mis-sized buffers for some target widths (16, 24, 48, 72
-  measured); a resized reader is checked on frame 0 and falls back to PyAV.
-* Any decord exception at open falls back to PyAV; indices are validated before decord sees
-  them, so decord is never asked for a frame past the real end.
-
-Frame ``i`` is the ``i``-th frame in presentation order. Indices may be negative, Python style
-(``-1`` is the last frame); anything outside ``[-num_frames, num_frames)`` raises
+**Frame index.** Frame ``i`` is the ``i``-th frame that ``ffmpeg -i F -map 0:v -f null -``
+decodes: edit lists honoured (packets an MP4 edit list discards are not frames), display
+rotation applied (as ffmpeg's autorotate does), frames a damaged stream loses not counted.
+Indices may be negative, Python style; anything outside ``[-num_frames, num_frames)`` raises
 ``FrameIndexError``.
 
-Resizing happens inside the decoder. ``size=(w, h)`` is used as is; ``size=s`` (an int) sets
+**How.** Every file is first probed with PyAV: the video packets are demuxed (no decoding, what
+``ffprobe -count_packets`` does) and the first frame is decoded (pixel format, display
+rotation). From the packets the reader *predicts* the index: the shown (not discarded)
+packets in presentation-timestamp order. The prediction is trusted where timestamps are
+presentation times (MP4/MOV, Matroska/WebM, MPEG-PS/TS, Ogg, FLV); elsewhere (AVI, whose
+timestamps are decode order, so B-frames come out "1, 2, 3, 5, 4"), or when timestamps are
+missing or repeat, or the container's index is damaged, the index is *measured* by one full
+decode pass at open (cached per file for the process).
+
+PyAV identifies every decoded frame by the packet it came from (the packet's key travels
+through the decoder's reordering as ``opaque``), never by the frame's own pts. Decoding from
+the start, the ``k``-th frame out of the decoder *is* frame ``k`` (that is what ffmpeg counts);
+a read that starts at the beginning checks the predicted index against this count as it goes,
+and if a damaged stream loses frames, the index is re-measured (``on_error="skip"``) or the
+file is refused (``on_error="raise"``). Random access seeks to the last keyframe at or before
+the target and decodes forward.
+
+**decord** (the fastest random access) is used by ``backend="auto"`` only where its index is
+the same: MP4/MOV and Matroska/WebM, no discarded packets, no rotation, 8-bit 4:2:0 at an even
+size, a consistent container index (decord reads the header's count and can hang in native
+code decoding past the real end, dmlc/decord#373), and its resize gives the right size (it
+returns mis-sized buffers for some widths). A decord error on read falls back to PyAV.
+``backend="decord"`` on a file it cannot read frame-exactly raises ``BackendUnavailableError``.
+
+**Colour.** Both backends convert with FFmpeg's swscale and give the same pixels on 8-bit
+4:2:0 at even sizes (what decord is used for); PyAV converts with bicubic chroma, as the ffmpeg
+CLI does. Against the ffmpeg 9 CLI: identical on 8-bit 4:2:0/4:2:2/4:4:4, full and limited
+range, BT.601 and BT.709 at even sizes; on 10-bit and odd-sized 4:2:0 the swscale versions
+differ by at most 2 levels on average (tested in ``tests/test_decode_corpus.py``).
+
+**Resize** happens inside the decoder. ``size=(w, h)`` is used as is; ``size=s`` (an int) sets
 the short side to ``s`` and scales the long side to keep the aspect ratio, rounded to the
-nearest even number (yuv420p encoders need even sizes). Both backends get the same size.
+nearest even number. Sizes are those of the displayed (rotated) frame.
+
+**Damaged streams** (``on_error``): ``"skip"`` (default) keeps the frames FFmpeg decodes and
+reports how many were lost (``frames_lost``); ``"raise"`` refuses a file that loses any frame
+with ``CorruptVideoError``.
 
 Example:
     >>> with open_video("clip.mp4", size=224) as video:
@@ -36,8 +56,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
+import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,14 +78,33 @@ from video_lstm.errors import (
     VideoError,
     VideoNotFoundError,
 )
+from video_lstm.io.formats import VIDEO_EXTENSIONS
 from video_lstm.types import VideoInfo
 
-__all__ = ["BACKENDS", "VideoReader", "open_video", "output_size"]
+__all__ = [
+    "BACKENDS",
+    "ON_ERROR",
+    "VIDEO_EXTENSIONS",
+    "VideoReader",
+    "open_video",
+    "output_size",
+]
 
 BACKENDS = ("auto", "decord", "pyav")
+ON_ERROR = ("skip", "raise")
 
-# Demuxer names (PyAV ``container.format.name``) whose files always go to PyAV in "auto" mode.
-_PYAV_ONLY_FORMATS = frozenset({"mpeg", "mpegts", "mpegvideo", "ogg"})
+# Demuxers (PyAV ``container.format.name``) whose packet timestamps are presentation times:
+# the index can be predicted from the packets. Anything else is measured by a decode pass.
+_PTS_FORMATS = frozenset(
+    {"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "mpeg", "mpegts", "ogg", "flv"}
+)
+# Demuxers where decord's index matches FFmpeg's (when the file passes the other checks).
+_DECORD_FORMATS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"})
+# Demuxers whose packet positions are per packet (a sample table / index): overlapping or
+# out-of-file byte ranges there mean a damaged index.
+_BYTE_INDEXED_FORMATS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi"})
+# Pixel formats decord converts exactly as PyAV does (8-bit 4:2:0, and lossless RGB layouts).
+_DECORD_PIX_FMTS = frozenset({"yuv420p", "yuvj420p", "bgr0", "bgra", "rgba", "rgb24", "bgr24"})
 
 # Leading bytes of containers we recognise: such a file that cannot be opened is damaged
 # (e.g. an MP4 cut before its index) rather than "not a video".
@@ -74,15 +117,18 @@ _SIGNATURES = (
     (0, b"OggS"),
     (0, b"\x00\x00\x01\xba"),  # MPEG program stream
     (0, b"FLV"),
+    (0, b"\x47"),  # MPEG transport stream (sync byte)
 )
+
+_INTERP = av.video.reformatter.Interpolation.BICUBIC  # what the ffmpeg CLI's scaler uses
 
 
 def output_size(width: int, height: int, size: int | tuple[int, int] | None) -> tuple[int, int]:
     """The ``(width, height)`` frames are decoded to, for a source of ``width`` x ``height``.
 
     Args:
-        width: Source width.
-        height: Source height.
+        width: Source width (as displayed, after rotation).
+        height: Source height (as displayed).
         size: ``None`` (keep), ``(w, h)`` (exact), or an int: the short side, with the long side
             scaled to keep the aspect ratio and rounded to the nearest even number (at least 2).
 
@@ -104,17 +150,66 @@ def output_size(width: int, height: int, size: int | tuple[int, int] | None) -> 
     return w, h
 
 
-@dataclass(frozen=True)
+# ---------------------------------------------------------------------------------- probe
+
+
+@dataclass
+class _Index:
+    """Which decoded frame is frame ``i``: ``keys[i]`` is the key of the packet it comes from.
+
+    ``exact``: measured by decoding from the start (what FFmpeg shows, by definition); else
+    predicted from the packets. ``seek``: ``(frame index, seek timestamp)`` of keyframes,
+    ascending; decoding from that timestamp yields frames ``>= frame index`` correctly.
+    """
+
+    keys: np.ndarray  # (num_frames,) int64
+    exact: bool
+    seek: list[tuple[int, int]]
+    lookup: dict[int, int] = field(init=False)
+
+    seek_frames: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lookup = {int(k): i for i, k in enumerate(self.keys.tolist())}
+        self.seek_frames = np.asarray([f for f, _ in self.seek], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+@dataclass
 class _Probe:
-    """What a packet demux tells about a file (no decoding)."""
+    """What a packet demux (and the first decoded frame) tell about a file."""
 
     format_name: str
-    width: int  # source size
-    height: int
+    coded_width: int  # as stored (before rotation)
+    coded_height: int
+    rotation: int  # clockwise degrees applied for display: 0, 90, 180, 270
+    pix_fmt: str
     fps: float
     header_frames: int  # the container's nominal count (0 when absent)
-    pts: np.ndarray  # (num_frames,) int64 presentation timestamps, index -> pts
-    key_index: np.ndarray  # sorted frame indices of keyframes
+    packets: int  # shown (not discarded) non-empty video packets
+    discarded: int  # packets an edit list discards
+    key_field: str | None  # packet attribute identifying packets: "dts", "pos", "pts" or None
+    damaged: str  # why the packets cannot be trusted ("" if they can)
+    index: _Index | None  # predicted (or, once measured, exact) index; None: measure it
+    packet_keys: np.ndarray  # keys of all non-empty packets, decode order
+    packet_keyframe: np.ndarray  # bool per packet
+    packet_ts: np.ndarray  # seek timestamp per packet (dts, else pts)
+
+    @property
+    def width(self) -> int:
+        """Displayed width."""
+        return self.coded_height if self.rotation in (90, 270) else self.coded_width
+
+    @property
+    def height(self) -> int:
+        return self.coded_width if self.rotation in (90, 270) else self.coded_height
+
+
+_CACHE: OrderedDict[tuple, _Probe] = OrderedDict()
+_CACHE_SIZE = 256
+_CACHE_LOCK = threading.Lock()
 
 
 def _classify_open_failure(path: Path, exc: BaseException) -> VideoError:
@@ -122,23 +217,55 @@ def _classify_open_failure(path: Path, exc: BaseException) -> VideoError:
         head = f.read(16)
     if any(head[off : off + len(sig)] == sig for off, sig in _SIGNATURES):
         return CorruptVideoError(
-            path, f"looks like a media container but cannot be opened (truncated or damaged): {exc}"
+            path,
+            "looks like a media container but cannot be opened (truncated or damaged): "
+            f"{_clean_message(exc)}",
         )
-    return NotAVideoError(path, f"not a video file any backend can open: {exc}")
+    return NotAVideoError(path, f"not a video file any backend can open: {_clean_message(exc)}")
 
 
-def _check_file(path: Path) -> None:
+def _check_file(path: Path) -> os.stat_result:
     if not path.exists():
         raise VideoNotFoundError(path, "no such file")
     if not path.is_file():
         raise NotAVideoError(path, "not a regular file")
-    if path.stat().st_size == 0:
+    st = path.stat()
+    if st.st_size == 0:
         raise EmptyVideoError(path, "file is empty (0 bytes)")
+    return st
+
+
+def _rotation_of(frame: av.VideoFrame) -> int:
+    """Clockwise display rotation of a decoded frame (0, 90, 180, 270), as autorotate applies."""
+    try:
+        ccw = float(frame.rotation or 0)
+    except (AttributeError, TypeError, ValueError):
+        return 0
+    return (-round(ccw / 90) * 90) % 360
+
+
+def _unique(values: list[int | None]) -> bool:
+    return all(v is not None for v in values) and len(set(values)) == len(values)
 
 
 def _probe(path: Path) -> _Probe:
-    """Open with PyAV and demux the video packets; raise a ``VideoError`` for a bad file."""
-    _check_file(path)
+    """Probe ``path`` (cached per path, size and mtime); raise a ``VideoError`` for a bad file."""
+    st = _check_file(path)
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+            return hit
+    probe = _probe_uncached(path, st.st_size)
+    with _CACHE_LOCK:
+        _CACHE[key] = probe
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return probe
+
+
+def _probe_uncached(path: Path, file_size: int) -> _Probe:
     try:
         container = av.open(str(path))
     except av.error.FFmpegError as exc:
@@ -151,131 +278,309 @@ def _probe(path: Path) -> _Probe:
         ctx = stream.codec_context
         if not ctx.width or not ctx.height:
             raise CorruptVideoError(path, "video stream has no frame size")
+        ctx.thread_count = 1  # the first frame comes out without frame-thread delay
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        pts: list[int] = []
-        keys: list[int] = []  # pts of keyframes
-        missing_pts = False
+        pts: list[int | None] = []
+        dts: list[int | None] = []
+        pos: list[int] = []
+        size: list[int] = []
+        keyframe: list[bool] = []
+        discard: list[bool] = []
+        first: av.VideoFrame | None = None
+        damaged = ""
         try:
             for packet in container.demux(stream):
+                if first is None:
+                    with contextlib.suppress(av.error.FFmpegError):
+                        for frame in packet.decode():
+                            first = frame
+                            break
                 if not packet.size:
                     continue
-                p = packet.pts if packet.pts is not None else packet.dts
-                if p is None:
-                    missing_pts = True
-                    p = len(pts)
-                pts.append(p)
-                if packet.is_keyframe:
-                    keys.append(p)
-        except av.error.FFmpegError:
-            pass  # a damaged tail: the packets read so far are what there is
+                pts.append(packet.pts)
+                dts.append(packet.dts)
+                pos.append(packet.pos if packet.pos is not None else -1)
+                size.append(packet.size)
+                keyframe.append(bool(packet.is_keyframe))
+                discard.append(bool(packet.is_discard))
+        except av.error.FFmpegError as exc:
+            damaged = f"the container is damaged after {len(pts)} packets ({_clean_message(exc)})"
         if not pts:
             raise EmptyVideoError(path, "the video stream holds no frames")
-        if missing_pts:
-            raise CorruptVideoError(path, "video packets carry no timestamps; cannot index frames")
-        order = np.asarray(pts, dtype=np.int64)
-        order.sort()
-        if np.any(np.diff(order) == 0):
-            raise CorruptVideoError(path, "two video frames share one timestamp")
-        key_index = np.searchsorted(order, np.asarray(sorted(keys), dtype=np.int64))
-        if not len(key_index) or key_index[0] != 0:
-            key_index = np.concatenate([[0], key_index]).astype(np.int64)
-        return _Probe(
-            format_name=container.format.name,
-            width=ctx.width,
-            height=ctx.height,
-            fps=float(rate) if rate else 0.0,
-            header_frames=int(stream.frames or 0),
-            pts=order,
-            key_index=key_index,
-        )
+        fmt = container.format.name
+        rotation = _rotation_of(first) if first is not None else 0
+        pix_fmt = first.format.name if first is not None else (ctx.pix_fmt or "")
+        coded_width, coded_height = ctx.width, ctx.height
+        header_frames = int(stream.frames or 0)
+        fps = float(rate) if rate else 0.0
+
+    # Packet byte ranges outside the file or overlapping: a damaged sample table (MP4 stsz).
+    if not damaged and header_frames and header_frames != len(pts):
+        damaged = f"the header claims {header_frames} frames, the stream holds {len(pts)} packets"
+    p = np.asarray(pos, dtype=np.int64)
+    n = np.asarray(size, dtype=np.int64)
+    if not damaged and fmt in _BYTE_INDEXED_FORMATS and np.all(p >= 0):
+        if np.any(p + n > file_size):
+            damaged = "packets extend past the end of the file (truncated or damaged index)"
+        else:
+            order = np.argsort(p, kind="stable")
+            if np.any((p[order] + n[order])[:-1] > p[order][1:]):
+                damaged = "packets overlap (damaged sample table)"
+
+    key_field = None
+    for name, values in (("dts", dts), ("pos", [v if v >= 0 else None for v in pos]), ("pts", pts)):
+        if _unique(values):
+            key_field = name
+            break
+    keys = {"dts": dts, "pos": pos, "pts": pts}.get(key_field or "", list(range(len(pts))))
+    packet_keys = np.asarray(keys, dtype=np.int64)
+    packet_ts = np.asarray(
+        [d if d is not None else q for d, q in zip(dts, pts, strict=True)], dtype=object
+    )
+    shown = [i for i in range(len(pts)) if not discard[i]]
+
+    index = None
+    if (
+        fmt in _PTS_FORMATS
+        and key_field is not None
+        and not damaged
+        and _unique([pts[i] for i in shown])
+        and all(t is not None for t in packet_ts)
+    ):
+        shown_pts = np.asarray([pts[i] for i in shown], dtype=np.int64)
+        order = np.argsort(shown_pts, kind="stable")
+        sorted_pts = shown_pts[order]
+        seek = []
+        for i in range(len(pts)):
+            if keyframe[i] and pts[i] is not None:
+                first_shown = int(np.searchsorted(sorted_pts, pts[i], side="left"))
+                if first_shown < len(sorted_pts):
+                    seek.append((first_shown, int(packet_ts[i])))
+        index = _Index(packet_keys[shown][order], exact=False, seek=_monotone(seek))
+    return _Probe(
+        format_name=fmt,
+        coded_width=coded_width,
+        coded_height=coded_height,
+        rotation=rotation,
+        pix_fmt=pix_fmt,
+        fps=fps,
+        header_frames=header_frames,
+        packets=len(shown),
+        discarded=len(pts) - len(shown),
+        key_field=key_field,
+        damaged=damaged,
+        index=index,
+        packet_keys=packet_keys,
+        packet_keyframe=np.asarray(keyframe, dtype=bool),
+        packet_ts=packet_ts,
+    )
+
+
+def _monotone(seek: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Seek points sorted by frame index, keeping for each index the latest keyframe."""
+    best: dict[int, int] = {}
+    for frame, ts in seek:
+        best[frame] = ts if frame not in best else max(best[frame], ts)
+    return sorted(best.items())
+
+
+def _measured_seek(probe: _Probe, keys: np.ndarray) -> list[tuple[int, int]]:
+    """Seek points of a measured index: a keyframe's own frame index and its timestamp."""
+    lookup = {int(k): i for i, k in enumerate(keys.tolist())}
+    seek = []
+    if probe.key_field is None:
+        return seek
+    for key, is_key, ts in zip(
+        probe.packet_keys.tolist(), probe.packet_keyframe.tolist(), probe.packet_ts, strict=True
+    ):
+        frame = lookup.get(key)
+        if is_key and frame is not None and ts is not None:
+            seek.append((frame, int(ts)))
+    # A seek point must not come after a later frame's keyframe in frame order.
+    out: list[tuple[int, int]] = []
+    for frame, ts in sorted(seek):
+        if not out or (frame > out[-1][0] and ts > out[-1][1]):
+            out.append((frame, ts))
+    return out
+
+
+# ---------------------------------------------------------------------------------- PyAV
+
+
+class _IndexChanged(Exception):
+    """The predicted index was wrong (a damaged stream lost frames); it has been re-measured."""
+
+
+def _rotate_rgb(rgb: np.ndarray, rotation: int) -> np.ndarray:
+    return np.rot90(rgb, -rotation // 90) if rotation else rgb
+
+
+def _rotate_i420(planes: np.ndarray, width: int, height: int, rotation: int) -> np.ndarray:
+    """Rotate packed I420 ``(H * 3 // 2, W)`` clockwise; returns ``(W * 3 // 2, H)``."""
+    if not rotation:
+        return planes
+    y = planes[:height]
+    uv = planes[height:].reshape(2, height // 2, width // 2)
+    k = -rotation // 90
+    y = np.rot90(y, k)
+    u, v = np.rot90(uv[0], k), np.rot90(uv[1], k)
+    h2, w2 = y.shape
+    return np.concatenate([y, u.reshape(-1, w2), v.reshape(-1, w2)]).reshape(h2 * 3 // 2, w2)
 
 
 class _PyAVSource:
-    """Frame-exact PyAV decoding: seek to the keyframe before a target, decode forward.
+    """Frame-exact PyAV decoding (see the module docstring)."""
 
-    Decoded frames are identified by their pts (not by counting), so a seek that lands early
-    costs time but never returns the wrong frame. Sequential requests keep decoding without a
-    new seek.
-    """
-
-    def __init__(
-        self,
-        path: Path,
-        probe: _Probe,
-        width: int,
-        height: int,
-        threads: int,
-        *,
-        frame_threads: bool = True,
-    ) -> None:
+    def __init__(self, path: Path, probe: _Probe, width: int, height: int, threads: int) -> None:
         self.path = path
-        self.frame_threads = frame_threads
         self.probe = probe
-        self.width, self.height = width, height
-        self.resize = (width, height) != (probe.width, probe.height)
+        self.width, self.height = width, height  # displayed, after resize
+        turned = probe.rotation in (90, 270)
+        self.dec_width, self.dec_height = (height, width) if turned else (width, height)
+        self.resize = (self.dec_width, self.dec_height) != (probe.coded_width, probe.coded_height)
         self.threads = threads
         self.pixel_format = "rgb24"  # set per read by VideoReader
-        self.pts_to_index = {int(p): i for i, p in enumerate(probe.pts)}
-        # One reformatter keeps its scaler between frames; ``frame.to_ndarray(width=...)`` builds
-        # a new one per frame (360p -> 128 px RGB: 0.8 ms a frame against 0.14 ms reused).
+        # One reformatter keeps its scaler between frames (0.8 -> 0.14 ms a frame at 360p).
         self._reformatter = av.video.reformatter.VideoReformatter()
+        self.container: Any = None
+        self._careful = False
         self._open()
         self._used = False  # whether the container has been read since it was opened
         self.num_seeks = 0  # seeks and rewinds so far (sequential reading should need none)
         self._frames: Iterator[tuple[int, av.VideoFrame]] | None = None
-        self._key_pos = 0  # position in probe.key_index where self._frames started
+        self._from_start = False  # self._frames decodes from the start (frames counted)
         self._pos = 0  # index of the next frame self._frames will yield (at least)
+        self._seek_pos = 0  # position in the seek list self._frames started from
+        self._floor = 0  # frames before this index are ignored (decoded before the seek point)
+
+    @property
+    def index(self) -> _Index:
+        assert self.probe.index is not None
+        return self.probe.index
 
     def _open(self) -> None:
-        self.container = av.open(str(self.path))
+        if self.container is not None:
+            self.container.close()
+        try:
+            self.container = av.open(str(self.path))
+        except av.error.FFmpegError as exc:
+            raise CorruptVideoError(
+                self.path, f"PyAV cannot open it: {_clean_message(exc)}"
+            ) from None
         self.stream = self.container.streams.video[0]
-        # Frame threading is fastest, but after a damaged packet it drops the frames it holds;
-        # damaged files are decoded with slice threads only, which loses just the bad frame.
-        self.stream.thread_type = "AUTO" if self.frame_threads else "SLICE"
+        # Frame threads are fastest and give the same frames as one thread on a clean stream;
+        # on a damaged one PyAV loses the frames held in flight when a packet fails, so
+        # damaged files (and the measuring pass) use slice threads only, as FFmpeg counts.
+        careful = self._careful or self.probe.damaged
+        self.stream.thread_type = "SLICE" if careful else "AUTO"
         self.stream.codec_context.thread_count = self.threads
+        self.stream.codec_context.copy_opaque = True
 
-    def _decode_from(self, key: int) -> Iterator[tuple[int, av.VideoFrame]]:
-        """Yield ``(index, frame)`` in decode order, starting near keyframe index ``key``."""
-        if key > 0 or self._used:
-            self.num_seeks += 1
-        if key == 0:
+    def _packet_key(self, packet: av.Packet) -> int | None:
+        field_ = self.probe.key_field
+        if field_ is None:
+            return None
+        value = getattr(packet, field_)
+        return None if value is None or (field_ == "pos" and value < 0) else int(value)
+
+    def _decode(self, seek_ts: int | None) -> Iterator[av.VideoFrame]:
+        """Decoded frames in output order, from the start (``None``) or a keyframe timestamp."""
+        if seek_ts is None:
             if self._used:
-                # Rewind by reopening: timestamp seeks in some containers cannot reach frame 0.
-                self.container.close()
-                self._open()
+                self.num_seeks += 1
+                self._open()  # rewind by reopening: timestamp seeks cannot always reach 0
         else:
-            self.container.seek(
-                int(self.probe.pts[key]), stream=self.stream, backward=True, any_frame=False
-            )
+            self.num_seeks += 1
+            self.container.seek(seek_ts, stream=self.stream, backward=True, any_frame=False)
         self._used = True
         for packet in self.container.demux(self.stream):
+            if packet.size:
+                packet.opaque = self._packet_key(packet)
             try:
                 frames = packet.decode()
             except av.error.FFmpegError:
-                continue  # a damaged packet: its frame is reported missing when asked for
-            for frame in frames:
-                index = self.pts_to_index.get(frame.pts)
-                if index is not None:
-                    yield index, frame
+                continue  # a damaged packet: FFmpeg drops its frame too
+            yield from frames
+
+    def _from_start_frames(self) -> Iterator[tuple[int, av.VideoFrame]]:
+        """``(index, frame)`` decoding from the start: the ``k``-th frame out is frame ``k``.
+
+        The predicted index is checked on the way; a mismatch re-measures it and raises
+        :class:`_IndexChanged`.
+        """
+        index = self.probe.index
+        check = index is not None and not index.exact
+        count = 0
+        for frame in self._decode(None):
+            if check and (count >= len(index) or index.keys[count] != _as_key(frame.opaque)):
+                self.measure()
+                raise _IndexChanged
+            yield count, frame
+            count += 1
+        if check and count != len(index):
+            self.measure()
+            raise _IndexChanged
+
+    def _seeked_frames(self, seek_ts: int) -> Iterator[tuple[int, av.VideoFrame]]:
+        lookup = self.index.lookup
+        for frame in self._decode(seek_ts):
+            i = lookup.get(_as_key(frame.opaque))
+            if i is not None:
+                yield i, frame
+
+    def measure(self) -> None:
+        """Decode the whole stream once from the start: the exact index.
+
+        After a mismatch (the predicted index was wrong: a damaged stream), reading goes on
+        with slice threads only.
+        """
+        mismatch = self.probe.index is not None
+        self._frames = None
+        self._careful = True
+        self._used = True  # reopen with the careful settings
+        keys = [_as_key(frame.opaque) for frame in self._decode(None)]
+        self._frames = None
+        self._careful = mismatch
+        self._open()
+        if any(k is None for k in keys) or len(set(keys)) != len(keys):
+            # Frames cannot be told apart after a seek: decode from the start for every read.
+            arr = np.arange(len(keys), dtype=np.int64)
+            self.probe.index = _Index(arr, exact=True, seek=[])
+            self.probe.key_field = None
+            return
+        arr = np.asarray(keys, dtype=np.int64)
+        self.probe.index = _Index(arr, exact=True, seek=_measured_seek(self.probe, arr))
 
     def _to_array(self, frame: av.VideoFrame) -> np.ndarray:
+        rotation = self.probe.rotation
         if self.pixel_format == "yuv420p" and not self.resize:
-            return frame.to_ndarray(format="yuv420p")  # (H * 3 // 2, W): no conversion
+            planes = frame.to_ndarray(format="yuv420p")  # (H * 3 // 2, W): no RGB conversion
+            return _rotate_i420(planes, self.dec_width, self.dec_height, rotation)
         rgb = self._reformatter.reformat(
-            frame, width=self.width, height=self.height, format="rgb24", interpolation="BILINEAR"
-        )
-        return rgb.to_ndarray()
+            frame,
+            width=self.dec_width,
+            height=self.dec_height,
+            format="rgb24",
+            interpolation=_INTERP,
+        ).to_ndarray()
+        return _rotate_rgb(rgb, rotation)
 
-    def _start(self, key_pos: int) -> None:
-        self._key_pos = key_pos
-        key = int(self.probe.key_index[key_pos])
-        self._frames = self._decode_from(key)
-        self._pos = key
+    def _start(self, seek_pos: int) -> None:
+        seek = self.index.seek if self.probe.index is not None else []
+        self._seek_pos = seek_pos
+        if seek_pos < 0 or not seek:
+            self._frames, self._pos, self._from_start = self._from_start_frames(), 0, True
+        else:
+            frame, ts = seek[seek_pos]
+            self._frames, self._pos, self._from_start = self._seeked_frames(ts), frame, False
+        self._floor = self._pos
 
     def _advance_to(self, target: int) -> av.VideoFrame | None:
         """Decode forward to ``target``; None if it is passed or the stream ends first."""
         assert self._frames is not None
         for index, frame in self._frames:
+            if index < self._floor:
+                continue  # leading frames of an open GOP after a seek (their references are gone)
             self._pos = index + 1
             if index == target:
                 return frame
@@ -285,48 +590,56 @@ class _PyAVSource:
         return None
 
     def read(self, targets: np.ndarray, out: np.ndarray) -> None:
-        """Decode sorted unique ``targets`` into ``out[i]``."""
-        key_index = self.probe.key_index
+        """Decode sorted unique ``targets`` into ``out[i]``.
+
+        Raises:
+            _IndexChanged: The index was re-measured; the caller re-validates its targets.
+        """
+        if self.probe.index is None:
+            self.measure()
         for slot, target in enumerate(targets.tolist()):
-            key_pos = int(np.searchsorted(key_index, target, side="right") - 1)
+            seek = self.index.seek
+            seek_pos = int(np.searchsorted(self.index.seek_frames, target, side="right")) - 1
+            # A keyframe at 0 or none before the target: decode from the start.
+            if seek_pos >= 0 and seek[seek_pos][0] == 0:
+                seek_pos = -1
             # Re-seek only when going back, or when a keyframe lies between here and the target
             # (seeking there is cheaper than decoding the frames before it).
-            if self._frames is None or target < self._pos or key_index[key_pos] > self._pos:
-                self._start(key_pos)
+            if (
+                self._frames is None
+                or target < self._pos
+                or (seek_pos >= 0 and seek[seek_pos][0] > self._pos)
+            ):
+                self._start(seek_pos)
             frame = self._advance_to(target)
-            if frame is None and self._key_pos > 0:
-                # Byte-based seeking (MPEG-PS) can land just after the keyframe: the target is
-                # then skipped. Try one GOP earlier, then from the very start.
-                self._start(self._key_pos - 1)
-                frame = self._advance_to(target)
-                if frame is None and self._key_pos > 0:
-                    self._start(0)
+            if frame is None and not self._from_start:
+                # Timestamp seeking can land after the keyframe (MPEG-PS byte seeks): try one
+                # keyframe earlier, then from the very start.
+                if self._seek_pos > 0:
+                    self._start(self._seek_pos - 1)
+                    frame = self._advance_to(target)
+                if frame is None:
+                    self._start(-1)
                     frame = self._advance_to(target)
             if frame is None:
+                if not self.index.exact:
+                    self.measure()
+                    raise _IndexChanged
                 raise CorruptVideoError(self.path, f"frame {target} could not be decoded")
             out[slot] = self._to_array(frame)
 
-    def count_decodable_tail(self) -> int:
-        """Decode the last GOP and return the number of frames that really decode."""
-        last = -1
-        self._frames = None
-        with contextlib.suppress(av.error.FFmpegError):
-            for index, _ in self._decode_from(int(self.probe.key_index[-1])):
-                last = max(last, index)
-        self._frames = None
-        if last < 0:
-            # The whole last GOP is lost: fall back to the GOP before it, if any.
-            keys = self.probe.key_index
-            if len(keys) > 1:
-                with contextlib.suppress(av.error.FFmpegError):
-                    for index, _ in self._decode_from(int(keys[-2])):
-                        last = max(last, index)
-                self._frames = None
-        return last + 1
-
     def close(self) -> None:
         self._frames = None
-        self.container.close()
+        if self.container is not None:
+            self.container.close()
+            self.container = None
+
+
+def _as_key(opaque: Any) -> int | None:
+    return int(opaque) if isinstance(opaque, (int, np.integer)) else None
+
+
+# ---------------------------------------------------------------------------------- decord
 
 
 def _copy_into(array: Any, dst: np.ndarray) -> None:
@@ -406,16 +719,41 @@ def _decord_resize_works(vr: Any, width: int, height: int) -> bool:
     return tuple(shape) == (1, height, width, 3)
 
 
+def _decord_refusal(probe: _Probe) -> str:
+    """Why decord's frames would not be FFmpeg's for this file ("" when they are)."""
+    if probe.format_name not in _DECORD_FORMATS:
+        return f"decord is not frame-exact on {probe.format_name!r} containers"
+    if probe.damaged:
+        return f"decord is not frame-exact on a damaged file: {probe.damaged}"
+    if probe.index is None or probe.index.exact:
+        return "decord is not frame-exact on this file: its timestamps do not give the frame order"
+    if probe.discarded:
+        return f"decord is not frame-exact on files with edit lists ({probe.discarded} packets discarded)"
+    if probe.rotation:
+        return f"decord does not apply the display rotation ({probe.rotation} degrees)"
+    if probe.pix_fmt not in _DECORD_PIX_FMTS or probe.coded_width % 2 or probe.coded_height % 2:
+        return (
+            f"decord converts {probe.pix_fmt} at {probe.coded_width}x{probe.coded_height} "
+            "differently from FFmpeg"
+        )
+    return ""
+
+
+# ---------------------------------------------------------------------------------- reader
+
+
 class VideoReader:
     """An open video. Use :func:`open_video` to create one; close it (or use ``with``).
 
     Attributes:
         path: The file.
         backend: ``"decord"`` or ``"pyav"``, the backend actually used for this file.
-        num_frames: Frames that really decode (may be fewer than the container claims).
+        num_frames: Frames FFmpeg decodes (may be fewer than the container claims).
         fps: Average frame rate.
-        width: Frame width after any resize.
-        height: Frame height after any resize.
+        width: Frame width after rotation and any resize.
+        height: Frame height after rotation and any resize.
+        rotation: Clockwise display rotation applied (0, 90, 180, 270).
+        frames_lost: Frames of a damaged stream that do not decode (``on_error="skip"``).
     """
 
     def __init__(
@@ -425,85 +763,103 @@ class VideoReader:
         backend: str = "auto",
         size: int | tuple[int, int] | None = None,
         num_threads: int = 0,
+        on_error: str = "skip",
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
         self.path = Path(path)
+        self.on_error = on_error
+        self._requested = backend
+        self._threads = num_threads
         probe = _probe(self.path)
+        self._probe = probe
         self.width, self.height = output_size(probe.width, probe.height, size)
         self.fps = probe.fps
-        resize = (self.width, self.height) != (probe.width, probe.height)
-        packets = len(probe.pts)
-        self.num_frames = packets
+        self.rotation = probe.rotation
         self._source: _DecordSource | _PyAVSource | None = None
 
-        use_decord = backend == "decord" or (
-            backend == "auto" and probe.format_name not in _PYAV_ONLY_FORMATS
-        )
-        suspicious = probe.header_frames > 0 and probe.header_frames != packets
+        refusal = _decord_refusal(probe)
+        if backend == "decord" and refusal:
+            raise BackendUnavailableError(self.path, f"{refusal}; use backend='auto' or 'pyav'")
         vr = None
-        if backend == "decord" and probe.format_name in _PYAV_ONLY_FORMATS:
-            raise BackendUnavailableError(
-                self.path,
-                f"decord is not frame-exact on {probe.format_name!r} containers; "
-                "use backend='auto' or 'pyav'",
-            )
-        if use_decord:
-            try:
-                vr = _open_decord(self.path, self.width, self.height, num_threads, resize)
-            except BackendUnavailableError:
-                if backend == "decord":
-                    raise
-            except Exception as exc:  # decord raises DECORDError / RuntimeError on any failure
-                if backend == "decord":
-                    raise CorruptVideoError(
-                        self.path, f"decord cannot open it: {_first_line(exc)}"
-                    ) from None
-            if vr is not None and resize and not _decord_resize_works(vr, self.width, self.height):
-                # decord 0.6.0 returns mis-sized buffers for some target widths (16, 24, 48, 72
-                # measured) and then fails every read.
-                if backend == "decord":
-                    raise BackendUnavailableError(
-                        self.path,
-                        f"decord cannot resize to {self.width}x{self.height}; "
-                        "use backend='auto' or 'pyav'",
-                    )
-                vr = None
-            if vr is not None and len(vr) != packets:
-                suspicious = True
-                if backend == "auto":
-                    vr = None  # decord's index disagrees with the packets: do not trust it
-
-        if suspicious:
-            # The container's count disagrees with the packets: find what really decodes.
-            checker = _PyAVSource(
-                self.path, probe, self.width, self.height, num_threads, frame_threads=False
-            )
-            try:
-                self.num_frames = min(packets, checker.count_decodable_tail())
-            finally:
-                checker.close()
-            if self.num_frames == 0:
-                raise CorruptVideoError(self.path, "no frame of the video stream decodes")
-
+        if backend == "decord" or (backend == "auto" and not refusal):
+            vr = self._try_decord()
         if vr is not None:
             self.backend = "decord"
             self._source = _DecordSource(vr)
         else:
-            self.backend = "pyav"
-            try:
-                self._source = _PyAVSource(
+            self._use_pyav()
+        self._check_damage()
+
+    def _try_decord(self) -> Any:
+        probe, forced = self._probe, self._requested == "decord"
+        resize = (self.width, self.height) != (probe.width, probe.height)
+        try:
+            vr = _open_decord(self.path, self.width, self.height, self._threads, resize)
+        except BackendUnavailableError:
+            if forced:
+                raise
+            return None
+        except Exception as exc:  # decord raises DECORDError / RuntimeError on any failure
+            if forced:
+                raise CorruptVideoError(
+                    self.path, f"decord cannot open it: {_clean_message(exc)}"
+                ) from None
+            return None
+        if resize and not _decord_resize_works(vr, self.width, self.height):
+            # decord 0.6.0 returns mis-sized buffers for some target widths (16, 24, 48, 72
+            # measured) and then fails every read.
+            if forced:
+                raise BackendUnavailableError(
                     self.path,
-                    probe,
-                    self.width,
-                    self.height,
-                    num_threads,
-                    frame_threads=not suspicious,
+                    f"decord cannot resize to {self.width}x{self.height}; "
+                    "use backend='auto' or 'pyav'",
                 )
-            except av.error.FFmpegError as exc:
-                raise CorruptVideoError(self.path, f"PyAV cannot open it: {exc}") from None
+            return None
+        if len(vr) != probe.packets:
+            if forced:
+                raise BackendUnavailableError(
+                    self.path,
+                    f"decord counts {len(vr)} frames where the stream holds {probe.packets}; "
+                    "use backend='auto' or 'pyav'",
+                )
+            return None
+        return vr
+
+    def _use_pyav(self) -> None:
+        if self._source is not None:
+            self._source.close()
+        self.backend = "pyav"
+        self._source = _PyAVSource(self.path, self._probe, self.width, self.height, self._threads)
+        if self._probe.index is None:
+            self._source.measure()
+
+    def _check_damage(self) -> None:
+        probe = self._probe
+        if self.num_frames == 0:
+            raise CorruptVideoError(self.path, "no frame of the video stream decodes")
+        if self.on_error == "raise" and (self.frames_lost or probe.damaged):
+            reason = probe.damaged or f"{self.frames_lost} of {self._expected} frames do not decode"
+            raise CorruptVideoError(self.path, f"damaged stream: {reason} (on_error='raise')")
 
     # ----------------------------------------------------------------------------- metadata
+
+    @property
+    def num_frames(self) -> int:
+        index = self._probe.index
+        return len(index) if index is not None else self._probe.packets
+
+    @property
+    def _expected(self) -> int:
+        probe = self._probe
+        return max(probe.packets, probe.header_frames - probe.discarded)
+
+    @property
+    def frames_lost(self) -> int:
+        """Frames the stream should hold (packets, or the header's count) that do not decode."""
+        return max(0, self._expected - self.num_frames)
 
     @property
     def duration(self) -> float:
@@ -520,6 +876,8 @@ class VideoReader:
             fps=self.fps,
             width=self.width,
             height=self.height,
+            rotation=self.rotation,
+            frames_lost=self.frames_lost,
         )
 
     def __len__(self) -> int:
@@ -528,7 +886,7 @@ class VideoReader:
     def __repr__(self) -> str:
         return (
             f"VideoReader({str(self.path)!r}, backend={self.backend!r}, num_frames={self.num_frames}, "
-            f"fps={self.fps:g}, size={self.width}x{self.height})"
+            f"fps={self.fps:g}, size={self.width}x{self.height}, rotation={self.rotation})"
         )
 
     # ----------------------------------------------------------------------------- frames
@@ -545,10 +903,15 @@ class VideoReader:
         n = self.num_frames
         bad = (idx < -n) | (idx >= n)
         if bad.any():
+            lost = (
+                f"; {self.frames_lost} frames of the damaged stream do not decode"
+                if (self.frames_lost)
+                else ""
+            )
             raise FrameIndexError(
                 self.path,
                 f"frame index {int(idx[bad][0])} out of range for {n} frames "
-                f"(valid: -{n}..{n - 1})",
+                f"(valid: -{n}..{n - 1}){lost}",
             )
         return np.where(idx < 0, idx + n, idx)
 
@@ -580,7 +943,15 @@ class VideoReader:
                 f"{self.path}: yuv420p frames need the PyAV backend, an even size and no "
                 f"resize (backend {self.backend}, {self.width}x{self.height})"
             )
-        idx = self._normalize(indices)
+        for _ in range(3):
+            idx = self._normalize(indices)
+            try:
+                return self._get(idx, pixel_format)
+            except _IndexChanged:
+                self._check_damage()  # on_error="raise" refuses the file here
+        raise CorruptVideoError(self.path, "the frame index keeps changing while decoding")
+
+    def _get(self, idx: np.ndarray, pixel_format: str) -> np.ndarray:
         shape = (self.height, self.width, 3)
         if pixel_format == "yuv420p":
             shape = (self.height * 3 // 2, self.width)
@@ -611,14 +982,19 @@ class VideoReader:
         if isinstance(source, _DecordSource):
             try:
                 source.read(targets, out)
+                return out
             except Exception as exc:  # DECORDError: never let a native traceback escape
                 source._pos = -1
-                raise CorruptVideoError(
-                    self.path, f"decord failed to decode: {_first_line(exc)}"
-                ) from None
-        else:
-            source.pixel_format = pixel_format
-            source.read(targets, out)
+                if self._requested == "decord":
+                    raise CorruptVideoError(
+                        self.path, f"decord failed to decode: {_clean_message(exc)}"
+                    ) from None
+            # A stream decord opens but cannot decode (e.g. some VP9): PyAV from here on.
+            self._use_pyav()
+            source = self._source
+        assert isinstance(source, _PyAVSource)
+        source.pixel_format = pixel_format
+        source.read(targets, out)
         return out
 
     def iter_chunks(
@@ -630,7 +1006,9 @@ class VideoReader:
         ``start = k * chunk_size * step`` is the *source frame index* of its first frame and
         ``n <= chunk_size`` (only the last chunk is shorter). With ``step=1`` that is frames
         ``start .. start + n - 1``; concatenated, the chunks equal
-        ``get_frames(range(0, num_frames, step))``.
+        ``get_frames(range(0, num_frames, step))``. If a damaged stream turns out to lose
+        frames on the way (``on_error="skip"``), ``num_frames`` shrinks and the chunks follow
+        FFmpeg's numbering from there.
 
         Args:
             chunk_size: Frames per chunk (after subsampling).
@@ -644,9 +1022,18 @@ class VideoReader:
         if chunk_size <= 0 or step <= 0:
             raise ValueError(f"chunk_size and step must be positive, got {chunk_size}, {step}")
         span = chunk_size * step
-        for start in range(0, self.num_frames, span):
-            stop = min(start + span, self.num_frames)
-            yield start, self.get_frames(np.arange(start, stop, step), pixel_format=pixel_format)
+        start = 0
+        while start < self.num_frames:
+            before = self.num_frames
+            stop = min(start + span, before)
+            try:
+                frames = self.get_frames(np.arange(start, stop, step), pixel_format=pixel_format)
+            except FrameIndexError:
+                if self.num_frames != before:
+                    continue  # the damaged stream was re-measured: this chunk, renumbered
+                raise
+            yield start, frames
+            start += span
 
     # ----------------------------------------------------------------------------- lifetime
 
@@ -667,9 +1054,20 @@ class VideoReader:
             self.close()
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
+# decord prefixes its messages with a timestamp and its own source path
+# ("[11:14:52] /github/workspace/src/video/video_reader.cc:270: [file] Failed to ...") and may
+# append a native stack trace.
+_LOG_PREFIX = re.compile(r"^\s*\[\d{2}:\d{2}:\d{2}\]\s+\S+:\d+:\s*")
+
+
+def _clean_message(exc: BaseException) -> str:
+    """One line of what went wrong, without third-party log noise (timestamps, source paths)."""
+    for line in str(exc).strip().splitlines():
+        line = _LOG_PREFIX.sub("", line).strip()
+        line = re.sub(r"^\[[^\]]*\]\s*", "", line)  # decord's "[file name]" prefix
+        if line and not line.lower().startswith(("stack trace", "traceback")):
+            return line[:300]
+    return type(exc).__name__
 
 
 def open_video(
@@ -678,16 +1076,21 @@ def open_video(
     backend: str = "auto",
     size: int | tuple[int, int] | None = None,
     num_threads: int = 0,
+    on_error: str = "skip",
 ) -> VideoReader:
     """Open a video for frame-exact random access and streaming.
 
     Args:
         path: Video file.
-        backend: ``"auto"`` (decord, PyAV where decord is unsafe or fails), ``"decord"`` or
-            ``"pyav"``. ``reader.backend`` says which one was used.
-        size: Decoder-side resize: ``None``, ``(w, h)``, or the short side as an int (long side
-            keeps the aspect ratio, rounded to the nearest even number).
+        backend: ``"auto"`` (decord where it is frame-exact, PyAV elsewhere or when decord
+            fails), ``"decord"`` or ``"pyav"``. ``reader.backend`` says which one is used.
+        size: Decoder-side resize of the displayed frame: ``None``, ``(w, h)``, or the short
+            side as an int (long side keeps the aspect ratio, rounded to the nearest even
+            number).
         num_threads: Decoder threads; 0 lets the decoder choose.
+        on_error: Damaged streams: ``"skip"`` keeps the frames FFmpeg decodes (``frames_lost``
+            says how many are missing), ``"raise"`` refuses the file with
+            ``CorruptVideoError``.
 
     Returns:
         An open :class:`VideoReader`.
@@ -696,4 +1099,4 @@ def open_video(
         VideoNotFoundError, EmptyVideoError, NotAVideoError, NoVideoStreamError,
         CorruptVideoError, BackendUnavailableError: what is wrong with which file.
     """
-    return VideoReader(path, backend=backend, size=size, num_threads=num_threads)
+    return VideoReader(path, backend=backend, size=size, num_threads=num_threads, on_error=on_error)
