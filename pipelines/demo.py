@@ -125,7 +125,7 @@ def run_demo(
     scores = []
     for truth_file in sorted((data / "demo").glob("*.json")):
         truth = json.loads(truth_file.read_text())
-        result = annotated / f"{truth_file.stem}.json"
+        result = annotated / f"{truth_file.stem}.mp4.json"  # outputs keep the video's file name
         if result.is_file():
             found = json.loads(result.read_text())["segments"]
             acc = _frame_accuracy(truth["segments"], found, truth["num_frames"])

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 import video_lstm.inference.writers as writers_mod
-from pipelines.batch import discover_videos, plan_outputs, run_folder
+from pipelines.batch import discover_videos, run_folder
+from pipelines.jobs import plan_jobs, read_record
 from video_lstm.errors import UsageError
 from video_lstm.inference.settings import AnnotateSettings
 from video_lstm.io.video import VideoWriter
@@ -79,13 +80,14 @@ def test_discovery_filters_and_mirrors(tmp_path):
     assert [p.name for p in discover_videos(root, extensions=["mkv"])] == ["c.mkv"]
     assert [p.name for p in discover_videos(root, recursive=False, extensions=["mkv"])] == []
     assert discover_videos(root, exclude=[root / "x"]) == discover_videos(root, recursive=False)
-    jobs = plan_outputs(discover_videos(root), root, tmp_path / "out")
+    jobs = plan_jobs(root, tmp_path / "out")
     assert [(j.out_dir.relative_to(tmp_path / "out").as_posix(), j.name) for j in jobs] == [
-        (".", "a_avi"),  # same stem as a.mp4: both keep their extension
-        (".", "a_mp4"),
-        (".", "b"),
-        ("x", "c"),
+        (".", "a.avi"),  # outputs keep the file name with its extension: a.avi.json, ...
+        (".", "a.mp4"),
+        (".", "b.MP4"),
+        ("x", "c.mkv"),
     ]
+    assert len({j.key for j in jobs}) == 4
     with pytest.raises(UsageError, match="nowhere"):
         discover_videos(tmp_path / "nowhere")
 
@@ -99,21 +101,27 @@ def test_bad_files_are_reported_and_the_run_goes_on(folder, checkpoint, tmp_path
     assert all(reason for reason in summary.failed.values())
     assert summary.exit_code == 1
     assert "FAILED empty.mp4" in summary.format()
-    for rel in ("a", "sub/b"):
+    for rel in ("a.mp4", "sub/b.mp4"):
         assert (out / f"{rel}.json").is_file() and (out / f"{rel}_annotated.mp4").is_file()
-        assert (out / f"{rel}.done.json").is_file()
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["counts"] == {"done": 2, "skipped": 0, "failed": 3}
+    assert manifest["counts"] == {"done": 2, "failed": 3, "outdated": 0}
+    outputs = ["a.mp4_annotated.mp4", "a.mp4.csv", "a.mp4.json"]
+    assert manifest["videos"]["a.mp4"]["outputs"] == outputs
     assert manifest["videos"]["empty.mp4"]["status"] == "failed"
     assert manifest["settings"]["segments"]["threshold"] == 0.0
     # Failed videos leave nothing behind under their names.
-    assert not list(out.rglob("empty*")) and not list(out.rglob("notes*"))
+    left = [p for p in out.rglob("*") if p.name.startswith(("empty", "notes"))]
+    assert all(p.parent == out / ".video_lstm" / "records" for p in left), left  # records only
 
 
 def test_resume_redoes_nothing_until_settings_change(folder, checkpoint, tmp_path):
     out = tmp_path / "out"
     _run(folder, checkpoint, out, **FAST)
-    outputs = sorted(p for p in out.rglob("*") if p.is_file() and p.name != "manifest.json")
+    outputs = sorted(
+        p
+        for p in out.rglob("*")
+        if p.is_file() and p.name != "manifest.json" and ".video_lstm" not in p.parts
+    )
     mtimes = {p: p.stat().st_mtime_ns for p in outputs}
 
     again = _run(folder, checkpoint, out, **FAST)
@@ -122,7 +130,7 @@ def test_resume_redoes_nothing_until_settings_change(folder, checkpoint, tmp_pat
     assert again.exit_code == 1  # the bad files are still bad
 
     # A deleted output makes its video incomplete; only that one is redone.
-    (out / "sub" / "b.csv").unlink()
+    (out / "sub" / "b.mp4.csv").unlink()
     third = _run(folder, checkpoint, out, **FAST)
     assert third.done == ["sub/b.mp4"]
 
@@ -150,9 +158,10 @@ def test_interrupted_run_resumes_cleanly(folder, checkpoint, tmp_path, monkeypat
     monkeypatch.setattr(writers_mod, "write_annotated_video", interrupt_on_b)
     with pytest.raises(KeyboardInterrupt):
         _run(folder, checkpoint, out, extensions=[".mp4"], **FAST)
-    assert (out / "a.done.json").is_file()
-    assert not (out / "sub" / "b.done.json").exists()
-    assert not (out / "sub" / "b.json").exists() and not list(out.rglob("*.part"))
+    jobs = {j.rel: j for j in plan_jobs(folder, out)}
+    assert read_record(jobs["a.mp4"])["status"] == "done"
+    assert read_record(jobs["sub/b.mp4"]) is None and not jobs["sub/b.mp4"].claim_path.exists()
+    assert not (out / "sub" / "b.mp4.json").exists() and not list(out.rglob("*.part"))
 
     monkeypatch.undo()
     resumed = _run(folder, checkpoint, out, **FAST)
@@ -166,7 +175,7 @@ def test_cli_exits_nonzero_when_a_video_fails(folder, checkpoint, tmp_path):
     cmd += [str(out), "--outputs", "[json]", "--progress", "false", "--device", "cpu"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 1, proc.stderr
-    assert "FAILED notes.mp4" in proc.stdout and (out / "a.json").is_file()
+    assert "FAILED notes.mp4" in proc.stdout and (out / "a.mp4.json").is_file()
 
 
 @pytest.mark.slow
@@ -186,9 +195,9 @@ def test_killed_process_leaves_no_partial_outputs(checkpoint, tmp_path):
         proc.wait()
     if not was_writing:
         pytest.skip("the run finished before a temporary file could be observed")
-    assert not (out / "long.done.json").exists()
-    if (out / "long_annotated.mp4").exists():  # finished before the kill: then it is whole
-        with av.open(str(out / "long_annotated.mp4")) as c:
+    assert read_record(plan_jobs(root, out)[0]) is None
+    if (out / "long.mp4_annotated.mp4").exists():  # finished before the kill: then it is whole
+        with av.open(str(out / "long.mp4_annotated.mp4")) as c:
             assert sum(1 for _ in c.decode(video=0)) == 600
     resumed = _run(root, checkpoint, out, **{**FAST, "outputs": ["json", "video"]})
     assert resumed.done == ["long.mp4"] and not list(out.rglob("*.part"))
@@ -198,9 +207,10 @@ def test_redoing_a_video_removes_its_old_clips(folder, checkpoint, tmp_path):
     out = tmp_path / "out"
     kwargs = {**FAST, "limit": 1, "min_duration_s": 0.0}
     _run(folder, checkpoint, out, **{**kwargs, "outputs": ["json", "clips"]})
-    assert list((out / "clips").rglob("a_*.mp4"))
+    assert list((out / "clips").rglob("a.mp4_*.mp4"))
     (out / "clips" / "sit").mkdir(exist_ok=True)
-    (out / "clips" / "sit" / "ab_000000-000010.mp4").write_bytes(b"another video's clip")
+    others = ["ab.mp4_000000-000010.mp4", "a.mp4_000000-000010.mp4_000001-000002.mp4"]
+    for name in others:
+        (out / "clips" / "sit" / name).write_bytes(b"another video's clip")
     _run(folder, checkpoint, out, **{**kwargs, "outputs": ["json"]})
-    assert not list((out / "clips").rglob("a_*.mp4"))
-    assert (out / "clips" / "sit" / "ab_000000-000010.mp4").exists()
+    assert sorted(p.name for p in (out / "clips").rglob("*.mp4")) == sorted(others)

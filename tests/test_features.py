@@ -104,6 +104,28 @@ def test_resume_recomputes_only_missing_videos(model, tiny: Path, cache: Path, t
     assert not list((out / "videos").glob(".*part"))  # no temporary files left
 
 
+def test_a_killed_save_leaves_a_temporary_that_resume_removes(model, tiny, cache, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "train"
+    shutil.copytree(cache, out)
+    target = sorted((out / "videos").glob("*.npy"))[0]
+    target.unlink()
+    # A real process killed (kill -9) inside the cache's np.save, after the data hit the disk.
+    code = (
+        "import os, sys, numpy as np; from video_lstm.data import features as f\n"
+        "save = np.save\n"
+        "f.np.save = lambda fh, a: (save(fh, a), fh.flush(), os.kill(os.getpid(), 9))\n"
+        "f._save_npy(f.Path(sys.argv[1]), np.zeros((8, 4), np.float16))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-c", code, str(target)], cwd=root, check=False)
+    assert not target.exists() and len(list((out / "videos").glob(".*.part"))) == 1
+    _extract(model, tiny, out)
+    assert target.is_file() and not list(out.rglob("*.part"))
+
+
 def test_other_backbone_setup_is_refused(tiny: Path, cache: Path):
     other = tiny_model(stage=2)
     with pytest.raises(ValueError, match="another model or preprocessing"):

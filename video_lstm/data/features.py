@@ -13,7 +13,8 @@ Layout of a cache folder (one per split)::
     <cache>/<split>/index.json         class names + one entry per finished video (written last)
 
 Resume: every per-video file is written atomically, so a file under its final name is complete;
-a rerun skips those and computes the rest. A cache made with another model or preprocessing is
+a rerun removes the temporaries a killed run left (``.*.part``), skips the complete files and
+computes the rest. One process writes a cache folder at a time. A cache made with another model or preprocessing is
 refused rather than silently mixed.
 
 Augmentation is limited on cached features: spatial augmentation (random crop, colour jitter)
@@ -26,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,7 @@ from torch.utils.data import Dataset
 
 from video_lstm.data.sampling import clip_starts, fit_to_length
 from video_lstm.errors import VideoError
-from video_lstm.io.files import atomic_path
+from video_lstm.io.files import atomic_path, safe_name
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +50,15 @@ INDEX_FILE = "index.json"
 def video_id(path: str | Path) -> str:
     """A stable, file-system-safe id for a video: its stem plus a short hash of the full path."""
     p = Path(path)
-    digest = hashlib.sha1(str(p).encode()).hexdigest()[:10]
-    return f"{p.stem}-{digest}"
+    digest = hashlib.sha1(os.fsencode(p)).hexdigest()[:10]
+    return f"{safe_name(p.stem, max_bytes=120)}-{digest}"
+
+
+def _remove_temporaries(folder: Path) -> None:
+    """Temporaries (``atomic_path``'s ``.*.part``) that a killed run left in a cache folder."""
+    if folder.is_dir():
+        for part in folder.glob(".*.part"):
+            part.unlink(missing_ok=True)
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -162,6 +171,8 @@ def extract_features(
     if segments is not None and len(segments) != len(samples):
         raise ValueError(f"{len(segments)} segment lists for {len(samples)} samples")
     cache_file = out / CACHE_FILE
+    _remove_temporaries(out)
+    _remove_temporaries(out / "videos")
     if cache_file.is_file():
         old = json.loads(cache_file.read_text())
         check_source(old, signature.get("source"), out)

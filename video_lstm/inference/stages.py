@@ -26,7 +26,9 @@ import numpy as np
 from video_lstm.inference.segments import scores_to_segments
 from video_lstm.inference.settings import AnnotateSettings, SegmentRules
 from video_lstm.inference.writers import WRITERS
+from video_lstm.io.clips import NAME_MAX_BYTES
 from video_lstm.io.decode import open_video
+from video_lstm.io.files import safe_name
 from video_lstm.io.video import h264_encoder
 from video_lstm.types import Segment, VideoInfo
 
@@ -165,7 +167,7 @@ def annotate_with_predictor(
     from video_lstm.inference.scoring import pass_backends
 
     video, out_dir = Path(video), Path(out_dir)
-    name = name or video.stem
+    name = safe_name(name or video.stem, max_bytes=NAME_MAX_BYTES)  # one path segment, any bytes
     meta = predictor.meta
     rules = settings.segments.resolve(getattr(meta, "segment_rules", None))
     timings: dict[str, float] = {}

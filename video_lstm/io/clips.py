@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 
+from video_lstm.io.files import safe_name
 from video_lstm.io.video import FrameSource, VideoWriter, _pad_even
 
-
-def _safe_name(text: str) -> str:
-    name = re.sub(r"[^\w.-]+", "_", str(text)).strip("._")
-    return name or "_"
+# Longest label folder and video name in a clip path (UTF-8 bytes): the clip's file name adds
+# at most ~24 bytes to the video name and must stay within 255.
+LABEL_MAX_BYTES = 100
+NAME_MAX_BYTES = 200
 
 
 def clip_path(
@@ -29,13 +29,15 @@ def clip_path(
     ``start`` and ``end`` are source frame numbers, zero-padded to 6 digits (more if needed),
     ``end`` exclusive: ``clips/jump/match01_000120-000245.mp4`` holds source frames 120..244.
     Frame numbers are exact where seconds would be rounded, and zero-padding makes a folder
-    listing sort in time order. Label and name are made filesystem-safe (anything outside
-    letters, digits, ``.``, ``_``, ``-`` becomes ``_``).
+    listing sort in time order. Label and name go through :func:`~video_lstm.io.files.safe_name`
+    (unchanged when already safe; otherwise unsafe characters become ``_``, the length is capped
+    and a hash of the original is appended, so distinct labels never share a folder).
 
     Args:
         folder: Clip root chosen by the pipeline (e.g. ``out/clips``).
         label: Segment label.
-        video_name: Source video name without extension (e.g. ``Path(src).stem``).
+        video_name: Output name of the source video (the folder runner uses the file name with
+            its extension, e.g. ``match01.mp4``).
         start_frame: First frame.
         end_frame: One past the last frame.
         ext: File extension.
@@ -45,8 +47,8 @@ def clip_path(
     """
     return (
         Path(folder)
-        / _safe_name(label)
-        / f"{_safe_name(video_name)}_{start_frame:06d}-{end_frame:06d}{ext}"
+        / safe_name(label, max_bytes=LABEL_MAX_BYTES)
+        / f"{safe_name(video_name, max_bytes=NAME_MAX_BYTES)}_{start_frame:06d}-{end_frame:06d}{ext}"
     )
 
 

@@ -1,9 +1,18 @@
-"""Result files: segments CSV, SRT and WebVTT subtitles, timestamps (each written atomically)."""
+"""Result files: segments CSV, SRT and WebVTT subtitles, timestamps (each written atomically).
+
+Labels are free text (a model's class names): a CSV cell that starts like a formula (``=``,
+``+``, ``-``, ``@``, tab, CR) is written with a leading ``'`` so spreadsheets show it as text,
+and subtitle captions are one line (line breaks and control characters become spaces, ``-->``
+cannot end a cue early, WebVTT's ``& < >`` are escaped).
+"""
 
 from __future__ import annotations
 
 import csv
+import html
 import io
+import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +31,28 @@ SEGMENT_CSV_COLUMNS = (
 )
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell safe to open in a spreadsheet: text that would start a formula gets a ``'``."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: control and line-break characters become spaces, runs of
+    whitespace one space, and ``-->`` (a subtitle timing arrow) becomes ``->``."""
+    text = "".join(
+        " " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in str(text)
+    )
+    text = re.sub(r"\s+", " ", text).strip()
+    while "-->" in text:
+        text = text.replace("-->", "->")
+    return text
+
+
 def write_segments_csv(
     path: str | Path,
     segments: Sequence[Segment],
@@ -31,7 +62,8 @@ def write_segments_csv(
     """Write segments as CSV, one row per segment, atomically.
 
     Columns: ``[*extra_columns], label, start_frame, end_frame (exclusive), start_s, end_s,
-    duration_s, score``; seconds with 3 decimals, score with 4.
+    duration_s, score``; seconds with 3 decimals, score with 4. Text cells that a spreadsheet
+    would read as a formula are prefixed with ``'`` (:func:`csv_cell`).
 
     Args:
         path: Output file.
@@ -44,12 +76,12 @@ def write_segments_csv(
     extra = dict(extra_columns or {})
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow([*extra, *SEGMENT_CSV_COLUMNS])
+    writer.writerow([csv_cell(c) for c in [*extra, *SEGMENT_CSV_COLUMNS]])
     for s in segments:
         writer.writerow(
             [
-                *extra.values(),
-                s.label,
+                *(csv_cell(v) for v in extra.values()),
+                csv_cell(s.label),
                 s.start_frame,
                 s.end_frame,
                 f"{s.start_s:.3f}",
@@ -71,7 +103,7 @@ def format_timestamp(seconds: float, *, sep: str = ",") -> str:
 
 
 def _caption(segment: Segment) -> str:
-    return f"{segment.label} ({round(segment.score * 100)}%)"
+    return f"{one_line(segment.label)} ({round(segment.score * 100)}%)"
 
 
 def write_srt(path: str | Path, segments: Sequence[Segment]) -> Path:
@@ -87,7 +119,7 @@ def write_vtt(path: str | Path, segments: Sequence[Segment]) -> Path:
     """Write WebVTT subtitles showing ``label (87%)`` over each segment's time span, atomically."""
     blocks = [
         f"{format_timestamp(s.start_s, sep='.')} --> {format_timestamp(s.end_s, sep='.')}\n"
-        f"{_caption(s)}\n"
+        f"{html.escape(_caption(s), quote=False)}\n"  # cue text is markup: & < > escaped
         for s in segments
     ]
     return write_text(path, "\n".join(["WEBVTT\n", *blocks]))
