@@ -34,7 +34,7 @@ from pipelines.jobs import (
 from video_lstm.errors import UsageError
 from video_lstm.inference.settings import AnnotateSettings
 from video_lstm.inference.stages import load_predictor
-from video_lstm.io.checks import require_file, require_output_dir
+from video_lstm.io.checks import require_checkpoint, require_output_dir
 from video_lstm.io.claims import DEFAULT_STALE_AFTER_S
 from video_lstm.io.files import printable
 
@@ -149,7 +149,7 @@ def run_folder(
         raise UsageError(f"{input_dir}: no video files found (extensions {', '.join(extensions)})")
     if limit is not None:
         jobs = jobs[:limit]
-    require_file(checkpoint, "checkpoint")
+    require_checkpoint(checkpoint)
     digest = settings_hash(settings, checkpoint)
     manifest_path = out_root / "manifest.json"
     summary = RunSummary(output_dir=str(out_root), manifest=str(manifest_path), dry_run=dry_run)

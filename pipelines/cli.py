@@ -1,17 +1,25 @@
 """The ``video-lstm`` console script: a table of subcommands, each a typed library function.
 
     video-lstm annotate VIDEO CHECKPOINT OUT_DIR [--threshold 0.6 ...]
-    video-lstm run IN_DIR CHECKPOINT OUT_DIR [--limit 10 --dry_run true ...]
-    video-lstm train fit --config configs/synthetic_demo.yaml
+    video-lstm run IN_DIR CHECKPOINT OUT_DIR [--limit 10 --dry_run true --threads 2 ...]
+    video-lstm train fit --config configs/synthetic_demo.yaml [--threads 2]
     video-lstm demo
 
-``video-lstm COMMAND --help`` shows the function's parameters and docstring. Modules are imported
-only for the command that runs, so ``video-lstm --help`` answers at once. ``tools/*.py`` call the
-same entries.
+One style for every subcommand: jsonargparse options, spelled with underscores
+(``--dry_run``, ``--videos_per_class``); booleans take a value (``--dry_run true``,
+``--progress false``); ``--config FILE.yaml`` gives any of them from YAML. ``video-lstm COMMAND
+--help`` shows the function's parameters and docstring. Modules are imported only for the
+command that runs, and torch only when a model runs, so ``--help`` answers at once (``train``
+and ``evaluate`` excepted: their options come from the Lightning/torch classes).
+
+A user error (a wrong option or value, a missing or unreadable file, an output path that is a
+file, an empty input folder) prints one line on stderr, ``video-lstm CMD: error: ...``, and exits
+with code 2; ``--debug`` shows the traceback instead. ``tools/*.py`` call :func:`main`.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
@@ -33,12 +41,17 @@ def _expand_short_options(argv: Sequence[str]) -> list[str]:
     return out
 
 
-_SHORT_HELP = (
-    "Every --settings.GROUP.FIELD option also works as --FIELD, e.g. --threshold 0.6 for "
-    "--settings.segments.threshold 0.6; a YAML given with --config nests them under settings: "
-    "(configs/pipeline/). Segment rules left unset (null) take the checkpoint's calibrated value "
-    "if it has one, else the default."
-)
+def _short_help() -> str:
+    """The epilog of ``annotate`` / ``run``: the short options, from the settings' own fields."""
+    from video_lstm.inference.settings import AnnotateSettings
+
+    short = ", ".join(f"--{name}" for name in AnnotateSettings.flat_fields())
+    return (
+        f"Short options: {short} stand for --settings.GROUP.FIELD (e.g. --threshold 0.6 = "
+        "--settings.segments.threshold 0.6, --threads 2 = --settings.runtime.threads 2). A YAML "
+        "given with --config nests them under settings: (configs/pipeline/). Segment rules left "
+        "unset (null) take the checkpoint's calibrated value if it has one, else the default."
+    )
 
 
 def _cli(
@@ -51,24 +64,19 @@ def _cli(
 ) -> Any:
     """Parse ``argv`` against ``function``'s signature (jsonargparse) and call it.
 
-    A parse error becomes a :class:`~video_lstm.errors.UsageError` naming this command's
-    ``--help``; ``--help`` itself prints and exits 0.
+    A parse error raises ``argparse.ArgumentError`` (:func:`main` prints it as one line);
+    ``--help`` prints and exits 0.
     """
-    from jsonargparse import CLI, ArgumentError
+    from jsonargparse import CLI
 
-    from video_lstm.errors import UsageError
-
-    try:
-        return CLI(
-            function,
-            args=list(argv),
-            as_positional=as_positional,
-            prog=f"video-lstm {command}",
-            exit_on_error=False,
-            epilog=epilog,
-        )
-    except ArgumentError as exc:
-        raise UsageError(f"{_one_line(str(exc))} (see video-lstm {command} --help)") from exc
+    return CLI(
+        function,
+        args=list(argv),
+        as_positional=as_positional,
+        prog=f"video-lstm {command}",
+        exit_on_error=False,
+        epilog=epilog,
+    )
 
 
 def _one_line(message: str) -> str:
@@ -87,7 +95,7 @@ def _one_line(message: str) -> str:
 def _annotate(argv: Sequence[str]) -> int:
     from video_lstm.inference.annotate import annotate_video
 
-    result = _cli("annotate", annotate_video, _expand_short_options(argv), epilog=_SHORT_HELP)
+    result = _cli("annotate", annotate_video, _expand_short_options(argv), epilog=_short_help())
     for seg in result.segments:
         print(f"{seg.start_s:9.2f}-{seg.end_s:9.2f} s  {seg.label}  {seg.score:.2f}")
     print(f"{len(result.segments)} segments; wrote {len(result.output_files)} files")
@@ -97,7 +105,7 @@ def _annotate(argv: Sequence[str]) -> int:
 def _run(argv: Sequence[str]) -> int:
     from pipelines.batch import run_folder
 
-    summary = _cli("run", run_folder, _expand_short_options(argv), epilog=_SHORT_HELP)
+    summary = _cli("run", run_folder, _expand_short_options(argv), epilog=_short_help())
     print(summary.format())
     return summary.exit_code
 
@@ -193,6 +201,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"video-lstm {name}: interrupted", file=sys.stderr)
         return 130
+    except argparse.ArgumentError as exc:  # a wrong option: point to this command's --help
+        if debug:
+            raise
+        sub = f" {rest[0]}" if name == "train" and rest and not rest[0].startswith("-") else ""
+        message = f"{_one_line(str(exc))} (see video-lstm {name}{sub} --help)"
+        print(f"video-lstm {name}: error: {message}", file=sys.stderr)
+        return 2
     except Exception as exc:
         if debug or not isinstance(exc, _user_errors()):
             raise

@@ -68,7 +68,7 @@ def test_feature_cache_and_short_fit_print_no_warning(tmp_path: Path):
     }  # fmt: skip
     config = tmp_path / "cfg.yaml"
     config.write_text(yaml.safe_dump(cfg))
-    cached = _cli("extract-features", "--config", str(config), "--no-progress", cwd=tmp_path)
+    cached = _cli("extract-features", "--config", str(config), "--progress", "false", cwd=tmp_path)
     _assert_quiet(cached)
     fitted = _cli("train", "fit", "--config", str(config), cwd=tmp_path)
     assert "max_epochs=1` reached" in fitted

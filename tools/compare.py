@@ -9,7 +9,9 @@
 Arguments after ``--`` go to every training run (LightningCLI syntax).
 """
 
-from video_lstm.training.compare import main
+import sys
+
+from pipelines.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(["compare", *sys.argv[1:]]))

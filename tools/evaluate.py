@@ -6,7 +6,9 @@
 Every option is a keyword of ``video_lstm.training.evaluate.evaluate_checkpoint`` (see --help).
 """
 
-from video_lstm.training.evaluate import main
+import sys
+
+from pipelines.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(["evaluate", *sys.argv[1:]]))

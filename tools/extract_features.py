@@ -3,7 +3,9 @@
 python tools/extract_features.py --config configs/data/synthetic.yaml --config configs/compare/lstm.yaml
 """
 
-from video_lstm.training.extract import main
+import sys
+
+from pipelines.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(["extract-features", *sys.argv[1:]]))

@@ -1,11 +1,13 @@
 """Write a synthetic action dataset in the UCF101 layout (and demo videos of action sequences).
 
-    python tools/make_synthetic_dataset.py --out data/synthetic --videos-per-class 40 --sequences 3
+    python tools/make_synthetic_dataset.py --out data/synthetic --videos_per_class 40 --sequences 3
 
 Then ``load_manifest("ucf101", "data/synthetic", subset="train")`` reads it.
 """
 
-from video_lstm.data.synthetic import main
+import sys
+
+from pipelines.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(["make-dataset", *sys.argv[1:]]))

@@ -4,7 +4,9 @@ python tools/train.py fit --config configs/synthetic_demo.yaml
 python tools/train.py --help
 """
 
-from video_lstm.training.cli import main
+import sys
+
+from pipelines.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(["train", *sys.argv[1:]]))

@@ -16,7 +16,6 @@ Frames are RGB uint8 ``(T, H, W, 3)``, drawn with numpy/OpenCV (under 1 ms a fra
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import shutil
@@ -25,6 +24,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -1003,34 +1003,47 @@ __all__ = [
 ]
 
 
-def _range(text: str) -> int | tuple[int, int]:
-    """``"40"`` -> 40, ``"32-48"`` -> (32, 48)."""
+def _range(text: str | int | tuple[int, int]) -> int | tuple[int, int]:
+    """``"40"`` -> 40, ``"32-48"`` -> (32, 48); a parsed value (from a YAML) is kept."""
+    if not isinstance(text, str):
+        return text if isinstance(text, int) else tuple(text)
     lo, _, hi = text.partition("-")
     return (int(lo), int(hi)) if hi else int(lo)
 
 
+def _parser(command: str, description: str) -> Any:
+    """The console script's style: ``video-lstm COMMAND``, underscores, ``--config FILE.yaml``,
+    errors raised (printed as one line by ``pipelines.cli``)."""
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    p = ArgumentParser(prog=f"video-lstm {command}", description=description, exit_on_error=False)
+    p.add_argument("--config", action=ActionConfigFile, help="a YAML of these options")
+    return p
+
+
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(
-        description="Write a synthetic action dataset in the UCF101 layout (and demo videos of action sequences)."
+    p = _parser(
+        "make-dataset",
+        "Write a synthetic action dataset in the UCF101 layout (and demo videos of action sequences).",
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--classes", nargs="+", default=list(ACTIONS), choices=ACTIONS)
-    p.add_argument("--videos-per-class", type=int, default=40)
+    p.add_argument("--videos_per_class", type=int, default=40)
     p.add_argument("--frames", type=_range, default=40, help="frames per clip: N or LOW-HIGH")
     p.add_argument("--size", type=int, default=112, help="square frame side (even)")
     p.add_argument("--fps", type=float, default=25.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--test-fraction", type=float, default=0.25, help="of each class's groups")
-    p.add_argument("--clips-per-group", type=int, default=4)
+    p.add_argument("--test_fraction", type=float, default=0.25, help="of each class's groups")
+    p.add_argument("--clips_per_group", type=int, default=4)
     p.add_argument("--splits", type=int, default=1, help="number of train/test splits")
     p.add_argument("--sequences", type=int, default=0, help="demo videos written to OUT/demo")
-    p.add_argument("--actions-per-sequence", type=int, default=6)
-    p.add_argument("--gap-frames", type=_range, default=(0, 24), help="N or LOW-HIGH")
+    p.add_argument("--actions_per_sequence", type=int, default=6)
+    p.add_argument("--gap_frames", type=_range, default=(0, 24), help="N or LOW-HIGH")
     p.add_argument("--distractors", type=_range, default=(0, 2), help="N or LOW-HIGH")
-    p.add_argument("--noise-std", type=float, default=2.0)
+    p.add_argument("--noise_std", type=float, default=2.0)
     p.add_argument("--crf", type=int, default=23)
     p.add_argument("--workers", type=int, default=None, help="processes (default: up to 2)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    p.add_argument("--overwrite", type=bool, default=False, help="replace an existing dataset")
     a = p.parse_args(argv)
     t0 = time.perf_counter()
     root = write_dataset(
@@ -1061,7 +1074,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def main_untrimmed(argv: list[str] | None = None) -> None:
     """``video-lstm make-untrimmed``: :func:`write_untrimmed_dataset` from the command line."""
-    p = argparse.ArgumentParser(description=write_untrimmed_dataset.__doc__.split("\n")[0])
+    p = _parser("make-untrimmed", write_untrimmed_dataset.__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--train", type=int, default=UNTRIMMED_SUBSETS["train"], help="train videos")
     p.add_argument("--val", type=int, default=UNTRIMMED_SUBSETS["val"], help="validation videos")
@@ -1071,11 +1084,11 @@ def main_untrimmed(argv: list[str] | None = None) -> None:
         "--actions", type=_range, default=(3, 5), help="actions per video: N or LOW-HIGH"
     )
     p.add_argument("--frames", type=_range, default=(32, 56), help="frames per action")
-    p.add_argument("--gap-frames", type=_range, default=(16, 40), help="frames per idle stretch")
+    p.add_argument("--gap_frames", type=_range, default=(16, 40), help="frames per idle stretch")
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=None)
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", type=bool, default=False, help="replace an existing dataset")
     a = p.parse_args(argv)
     t0 = time.perf_counter()
     root = write_untrimmed_dataset(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from video_lstm.inference.settings import AnnotateSettings
 from video_lstm.inference.stages import AnnotationResult, annotate_with_predictor, load_predictor
-from video_lstm.io.checks import require_file, require_output_dir
+from video_lstm.io.checks import require_checkpoint, require_file, require_output_dir
 
 __all__ = ["annotate_video"]
 
@@ -57,7 +57,7 @@ def annotate_video(
     require_file(video, "video")
     require_output_dir(out_dir)
     if isinstance(checkpoint, (str, Path)):
-        require_file(checkpoint, "checkpoint")
+        require_checkpoint(checkpoint)
     apply_threads(settings.runtime.threads)
     predictor = checkpoint if not isinstance(checkpoint, (str, Path)) else None
     predictor = predictor or load_predictor(checkpoint, settings)

@@ -164,6 +164,8 @@ def annotate_with_predictor(
 ) -> AnnotationResult:
     """:func:`annotate_video` with a loaded :class:`Predictor` (the batch runner loads the
     model once for many videos)."""
+    import torch
+
     from video_lstm.inference.scoring import pass_backends
 
     video, out_dir = Path(video), Path(out_dir)
@@ -189,6 +191,7 @@ def annotate_with_predictor(
         "decode_size": settings.windows.decode_size or meta.decode_size or meta.frame_size,
     }
     resolved["runtime"].update(
+        threads=torch.get_num_threads(),
         device=str(predictor.plan.device),
         precision=predictor.plan.precision,
         frame_batch=predictor.frame_batch,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from video_lstm.errors import UsageError
 
-__all__ = ["require_dir", "require_file", "require_output_dir"]
+__all__ = ["require_checkpoint", "require_dir", "require_file", "require_output_dir"]
 
 
 def require_file(path: str | Path, what: str) -> Path:
@@ -41,4 +41,18 @@ def require_output_dir(path: str | Path) -> Path:
                 where = "is a file" if q == p else f"lies under {q}, which is a file"
                 raise UsageError(f"{path}: output folder {where}")
             break
+    return p
+
+
+def require_checkpoint(path: str | Path) -> Path:
+    """``path`` is a file that can be a torch checkpoint: ``torch.save`` writes a zip archive
+    (older ones a pickle). A text or video file given by mistake is named at once, before the
+    model code loads; whether the checkpoint is valid and safe is ``load_checkpoint``'s call."""
+    p = require_file(path, "checkpoint")
+    with open(p, "rb") as f:
+        head = f.read(4)
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+        raise UsageError(
+            f"{path}: not a checkpoint (a .pt/.ckpt file written by torch.save is a zip archive)"
+        )
     return p

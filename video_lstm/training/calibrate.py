@@ -142,7 +142,13 @@ def calibrate_checkpoint(
 def main(argv: list[str] | None = None) -> int:
     from jsonargparse import CLI
 
-    rules = CLI(calibrate_checkpoint, args=argv, as_positional=True)
+    rules = CLI(
+        calibrate_checkpoint,
+        args=argv,
+        as_positional=True,
+        prog="video-lstm calibrate",
+        exit_on_error=False,
+    )
     print(
         "stored segment rules: "
         + ", ".join(

@@ -93,6 +93,13 @@ class VideoLSTMCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
+        parser.add_argument(
+            "--threads",
+            type=int | None,
+            default=None,
+            help="CPU threads of torch (default: the idle cores, at most the physical ones; "
+            "see video_lstm.threads)",
+        )
         # Always-on callbacks, configurable as --checkpoint.* and --early_stopping.*
         parser.add_lightning_class_args(LastEpochCheckpoint, "checkpoint")
         parser.set_defaults(
@@ -114,7 +121,10 @@ class VideoLSTMCLI(LightningCLI):
         )
 
     def before_instantiate_classes(self) -> None:
+        from video_lstm.threads import apply_threads
+
         cfg = self.config[self.subcommand] if self.subcommand else self.config
+        apply_threads(cfg.get("threads"))
         if cfg.trainer.get("precision") is None:
             cfg.trainer.precision = pick_precision(str(cfg.trainer.get("accelerator") or "auto"))
 
@@ -192,8 +202,21 @@ def main(
         trainer_defaults=trainer_defaults(root_dir, name),
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"default_env": False},
+        parser_kwargs=_PARSER_KWARGS,
     )
+
+
+# Errors raise (the console script prints them as one line pointing to the subcommand's --help)
+# instead of printing the whole usage.
+_PARSER_KWARGS: dict[str, Any] = {
+    "default_env": False,
+    "prog": "video-lstm train",
+    "exit_on_error": False,
+    **{
+        sub: {"prog": f"video-lstm train {sub}", "exit_on_error": False}
+        for sub in ("fit", "validate", "test", "predict")
+    },
+}
 
 
 __all__ = ["VideoLSTMCLI", "main", "parse_config", "quiet_lightning", "trainer_defaults"]

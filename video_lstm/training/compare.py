@@ -13,7 +13,6 @@ and writes the same table and plot.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import itertools
 import logging
@@ -291,9 +290,14 @@ def plot_comparison(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(
-        description="Train several configs on the same data; write a table (CSV + markdown) and a plot. Arguments after -- go to every training run."
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    p = ArgumentParser(
+        prog="video-lstm compare",
+        description="Train several configs on the same data; write a table (CSV + markdown) and a plot. Arguments after -- go to every training run.",
+        exit_on_error=False,
     )
+    p.add_argument("--config", action=ActionConfigFile, help="a YAML of these options")
     p.add_argument("--configs", nargs="+", required=True, help="one YAML per compared model")
     p.add_argument("--base", nargs="*", default=[], help="shared YAMLs (data, trainer)")
     p.add_argument("--names", nargs="*", default=None, help="row names (default: file stems)")

@@ -490,10 +490,22 @@ def main(argv: list[str] | None = None) -> None:
     kinds = [a.split("=", 1)[1] for a in args if a.startswith("--kind=")]
     kinds += [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--kind"]
     if any(k in TEMPORAL_KINDS for k in kinds):
-        metrics = CLI(evaluate_untrimmed, args=args, as_positional=True)
+        metrics = CLI(
+            evaluate_untrimmed,
+            args=args,
+            as_positional=True,
+            prog="video-lstm evaluate",
+            exit_on_error=False,
+        )
         print(format_segment_table(metrics))
         return
-    metrics = CLI(evaluate_checkpoint, args=argv, as_positional=True)
+    metrics = CLI(
+        evaluate_checkpoint,
+        args=argv,
+        as_positional=True,
+        prog="video-lstm evaluate",
+        exit_on_error=False,
+    )
     print(
         f"top-1 {metrics['top1']:.4f}  top-5 {metrics['top5']:.4f}  ({metrics['num_videos']} videos)"
     )

@@ -1,7 +1,7 @@
 """Fill a feature cache for a training config (the model's frozen backbone, the data's videos).
 
-    python tools/extract_features.py --config configs/data/synthetic.yaml \\
-        --config configs/compare/lstm.yaml [--device cuda] [--subsets train test]
+    video-lstm extract-features --config configs/data/synthetic.yaml \\
+        --config configs/compare/lstm.yaml [--device cuda] [--subsets train test] [--threads 2]
 
 The training config decides everything: the model (its backbone, stage, pooling, frame size),
 the dataset (root, layout, split), ``frame_interval``, ``decode_size`` and ``data.features_dir``.
@@ -85,19 +85,43 @@ def extract_for_config(
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """Command line of :func:`extract_for_config` (``tools/extract_features.py``)."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    from video_lstm.errors import UsageError
+
+    p = argparse.ArgumentParser(
+        prog="video-lstm extract-features",
+        description=__doc__,
+        epilog="Every other option (--config, --data.*, --model.*) goes to the training parser.",
+        formatter_class=argparse.RawTextHelpFormatter,
+        exit_on_error=False,
+    )
     p.add_argument("--subsets", nargs="+", default=None, choices=["train", "test", "val"])
     p.add_argument("--device", default="cpu")
-    p.add_argument("--chunk-frames", type=int, default=64)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--chunk_frames", type=int, default=64)
+    p.add_argument("--progress", type=_bool, default=True, metavar="{true,false}")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads (default: the idle cores, at most the physical ones)",
+    )
     args, rest = p.parse_known_args(argv)
     if not rest:
-        p.error("give the training config, e.g. --config configs/compare/lstm.yaml")
+        raise UsageError("give the training config, e.g. --config configs/compare/lstm.yaml")
+    if args.threads is not None:  # applied by the training parser, like `train --threads`
+        rest = [*rest, "--threads", str(args.threads)]
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     return extract_for_config(
         rest,
         subsets=tuple(args.subsets) if args.subsets else None,
         device=args.device,
         chunk_frames=args.chunk_frames,
-        progress=not args.no_progress,
+        progress=args.progress,
     )
+
+
+def _bool(text: str) -> bool:
+    """``true``/``false`` (also yes/no, 1/0), as jsonargparse's booleans on the other commands."""
+    value = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+    if text.lower() not in value:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return value[text.lower()]
