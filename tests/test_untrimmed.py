@@ -472,3 +472,85 @@ def test_last_ckpt_is_the_last_epoch(tmp_path):
     assert last["epoch"] == 3 and last["global_step"] == cli.trainer.global_step
     weights = cli.model.model.state_dict()
     assert all(torch.equal(last["state_dict"][f"model.{k}"], v) for k, v in weights.items())
+
+
+# ---------------------------------------------------------------------------------------------
+# Calibration: chosen on validation scores, stored in the checkpoint, used by annotate
+# ---------------------------------------------------------------------------------------------
+
+
+def _noisy_scores(truth, num_frames, fps, names, rng, *, flicker=0.0):
+    """Window scores that follow the truth (window = 4 frames, stride 2), with noise."""
+    labels = segment_frame_labels(truth, num_frames, fps, names)
+    starts = np.arange(0, num_frames - 3, 2)
+    spans = np.stack([starts, starts + 4], 1)
+    probs = np.full((len(starts), len(names)), 0.25)
+    for w, (a, b) in enumerate(spans):
+        probs[w, np.bincount(labels[a:b], minlength=len(names)).argmax()] = 0.45
+    if flicker:  # a few windows wrongly confident in another action
+        bad = rng.random(len(starts)) < flicker
+        probs[bad] = 0.25
+        probs[bad, 2] = 0.45
+    probs += rng.random(probs.shape) * 0.05
+    return probs / probs.sum(1, keepdims=True), spans
+
+
+def test_calibrate_rules_finds_rules_that_recover_the_truth():
+    from video_lstm.inference.segments import calibrate_rules
+
+    names = [BACKGROUND, "a", "b"]
+    rng = np.random.default_rng(0)
+    videos = []
+    for _ in range(3):
+        truth = [(2.0, 5.0, "a"), (7.0, 10.0, "b")]
+        probs, spans = _noisy_scores(truth, 120, 10.0, names, rng, flicker=0.08)
+        videos.append({"probs": probs, "spans": spans, "num_frames": 120, "fps": 10.0,
+                       "truth": truth})  # fmt: skip
+    best, table = calibrate_rules(videos, names, background=BACKGROUND)
+    assert len(table) == 6 * 4 * 4 * 4
+    assert best["frame_accuracy"] >= 0.95 and best["mAP"] == 1.0
+    assert best["objective"] == max(r["objective"] for r in table)
+    # the built-in defaults (threshold 0.5) lose everything on these low-confidence scores
+    default = next(
+        r for r in table
+        if (r["threshold"], r["smoothing_s"], r["min_duration_s"], r["merge_gap_s"])
+        == (0.5, 0.5, 0.5, 0.25)
+    )  # fmt: skip
+    assert default["mAP"] == 0.0 and best["threshold"] < 0.5
+
+
+def test_annotate_uses_calibrated_rules_and_explicit_values_win(tmp_path):
+    from test_annotate import write_video
+
+    from video_lstm.inference.annotate import annotate_video
+    from video_lstm.inference.settings import AnnotateSettings, SegmentRules
+    from video_lstm.models import create_model
+    from video_lstm.models.checkpoint import (
+        ModelMeta,
+        load_checkpoint,
+        save_checkpoint,
+        store_segment_rules,
+    )
+
+    torch.manual_seed(0)
+    model = create_model("video_lstm_compact", num_classes=3, frame_size=64, hidden_sizes=[8])
+    meta = ModelMeta.for_model(model, [BACKGROUND, "a", "b"], clip_len=4, frame_interval=2,
+                               decode_size=80)  # fmt: skip
+    ckpt = save_checkpoint(tmp_path / "m.pt", model, meta)
+    rules = {"threshold": 0.0, "smoothing_s": 0.25, "min_duration_s": 0.0, "merge_gap_s": 1.0,
+             "background": BACKGROUND}  # fmt: skip
+    store_segment_rules(ckpt, rules, report={"frame_accuracy": 0.9, "subset": "val"})
+    _, loaded = load_checkpoint(ckpt)
+    assert loaded.segment_rules == rules and loaded.extra["calibration"]["subset"] == "val"
+    assert loaded.decode_size == 80
+    video = write_video(tmp_path / "v.mp4", 40)
+    out = annotate_video(str(video), str(ckpt), str(tmp_path / "o"),
+                         AnnotateSettings(outputs=["json"]), progress=False)  # fmt: skip
+    doc = json.loads((tmp_path / "o" / "v.json").read_text())
+    assert doc["settings"]["segments"] == rules  # the checkpoint's calibrated rules
+    assert doc["settings"]["windows"]["decode_size"] == 80  # the checkpoint's decode size
+    assert all(s.label != BACKGROUND for s in out.segments)  # gaps are no segment
+    explicit = AnnotateSettings(outputs=["json"], segments=SegmentRules(threshold=0.7))
+    annotate_video(str(video), str(ckpt), str(tmp_path / "p"), explicit, progress=False)
+    doc = json.loads((tmp_path / "p" / "v.json").read_text())
+    assert doc["settings"]["segments"] == {**rules, "threshold": 0.7}  # an explicit value wins

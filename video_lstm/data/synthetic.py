@@ -863,7 +863,7 @@ def write_untrimmed_dataset(
     *,
     videos: dict[str, int] | None = None,
     classes: Sequence[str] = ACTIONS,
-    actions_per_video: int | tuple[int, int] = (3, 5),
+    actions_per_video: int | tuple[int, int] | dict[str, int | tuple[int, int]] = (3, 5),
     frames_per_action: int | tuple[int, int] = (32, 56),
     gap_frames: int | tuple[int, int] = (16, 40),
     gaps: Sequence[str] = GAPS,
@@ -896,7 +896,8 @@ def write_untrimmed_dataset(
         root: Output folder.
         videos: Videos per subset (default :data:`UNTRIMMED_SUBSETS`: 24 train, 4 val, 4 test).
         classes: Action names (a subset of :data:`ACTIONS`).
-        actions_per_video: Actions in each video (or inclusive range).
+        actions_per_video: Actions in each video (or inclusive range), or such a value per
+            subset (e.g. short training videos, long test videos).
         frames_per_action: Frames per action (or inclusive range).
         gap_frames: Frames of each idle stretch (or inclusive range), before, between and after.
         gaps: Idle kinds to draw from (:data:`GAPS`).
@@ -928,7 +929,8 @@ def write_untrimmed_dataset(
         k = 0
         for i in range(count):
             rng = np.random.default_rng([seed, 2000 + si, i])
-            n = _count(actions_per_video, rng)
+            per = actions_per_video
+            n = _count(per[subset] if isinstance(per, dict) else per, rng)
             acts = [order[(k + j) % len(order)] for j in range(n)]
             k += n
             rel = f"videos/{subset}/{subset}_{i:03d}.mp4"
