@@ -554,3 +554,56 @@ def test_annotate_uses_calibrated_rules_and_explicit_values_win(tmp_path):
     annotate_video(str(video), str(ckpt), str(tmp_path / "p"), explicit, progress=False)
     doc = json.loads((tmp_path / "p" / "v.json").read_text())
     assert doc["settings"]["segments"] == {**rules, "threshold": 0.7}  # an explicit value wins
+
+
+@pytest.mark.slow
+def test_untrimmed_end_to_end_cli(tmp_path, capsys):
+    """make-untrimmed -> extract-features -> train fit -> calibrate -> evaluate, by the CLI."""
+    import yaml
+
+    from pipelines.cli import main as cli
+
+    data = tmp_path / "data"
+    assert cli(["make-untrimmed", "--out", str(data), "--train", "6", "--val", "2", "--test", "2",
+                "--classes", "grow", "shrink", "--actions", "1-2", "--frames", "16-20",
+                "--gap-frames", "8-12", "--size", "64", "--workers", "1"]) == 0  # fmt: skip
+    cfg = {
+        "model": {"model_name": "video_lstm_compact",
+                  "model_args": {"frame_size": 64, "hidden_sizes": [8]}, "lr": 0.01},
+        "data": {"root": str(data), "kind": "segments_csv",
+                 "manifest_args": {"annotations": "annotations.csv"}, "val_subset": "val",
+                 "features_dir": str(tmp_path / "features"), "clip_len": 4, "frame_interval": 2,
+                 "frame_size": 64, "decode_size": 64, "num_clips": 1, "batch_size": 8,
+                 "samples_per_epoch": 24},
+        "trainer": {"accelerator": "cpu", "max_epochs": 2, "enable_progress_bar": False},
+    }  # fmt: skip
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    assert cli(["extract-features", "--config", str(tmp_path / "cfg.yaml"), "--no-progress"]) == 0
+    assert {p.name for p in (tmp_path / "features").iterdir()} == {"train", "test", "val"}
+    from video_lstm.training.cli import main as train_main
+
+    run = train_main(["fit", "--config", str(tmp_path / "cfg.yaml")],
+                     root_dir=str(tmp_path / "runs"), name="u")  # fmt: skip
+    ckpt = Path(run.trainer.checkpoint_callback.last_model_path)
+    from video_lstm.models.checkpoint import load_checkpoint
+
+    _, meta = load_checkpoint(ckpt)
+    assert meta.class_names == [BACKGROUND, "grow", "shrink"] and meta.decode_size == 64
+    assert meta.segment_rules == {"background": BACKGROUND}
+    ann = "{annotations: annotations.csv}"
+    assert cli(["calibrate", str(ckpt), "--root", str(data), "--kind", "segments_csv",
+                "--manifest_args", ann, "--subset", "val", "--device", "cpu"]) == 0  # fmt: skip
+    assert "stored segment rules: threshold" in capsys.readouterr().out
+    _, meta = load_checkpoint(ckpt)
+    assert set(meta.segment_rules) == {"threshold", "smoothing_s", "min_duration_s",
+                                       "merge_gap_s", "background"}  # fmt: skip
+    assert meta.extra["calibration"]["num_videos"] == 2
+    assert ckpt.with_suffix(".calibration.csv").is_file()
+    report = tmp_path / "report"
+    assert cli(["evaluate", str(ckpt), str(report), "--root", str(data), "--kind",
+                "segments_csv", "--manifest_args", ann, "--subset", "test"]) == 0  # fmt: skip
+    assert "| background |" in capsys.readouterr().out
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert 0 <= metrics["frame_accuracy"] <= 1 and set(metrics["mAP"]) == {"0.3", "0.5", "0.7"}
+    assert len(list((report / "predictions").glob("*.json"))) == 2 and not metrics["missing"]
+    assert (report / "timeline.png").is_file() and (report / "table.md").is_file()
