@@ -10,6 +10,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from test_write import is_faststart
 
 import video_lstm.inference.writers as writers_mod
 from video_lstm import open_video
@@ -172,6 +173,8 @@ def test_annotate_writes_every_output(checkpoint, video, tmp_path):
     assert sorted(map(Path, result.output_files)) == sorted(
         [*clips, *(out / f"walk{s}" for s in (".json", ".csv", ".srt", ".vtt", "_annotated.mp4"))]
     )
+    # The annotated video and every clip start playing before they are fully downloaded.
+    assert all(is_faststart(mp4) for mp4 in out.rglob("*.mp4"))
     # Nothing temporary left behind.
     assert not list(out.rglob("*.part"))
 

@@ -321,6 +321,7 @@ def test_write_annotated_video_roundtrip(tmp_path, via):
     )
     frames, fps = decode_all(out)
     assert frames.shape == (n, h, w, 3) and fps == pytest.approx(25)
+    assert is_faststart(out)
     with av.open(str(out)) as c:
         assert c.streams.video[0].codec_context.name == "h264"
     diff = np.abs(frames.astype(int) - reader.frames.astype(int)).max(axis=-1)  # (n, H, W)
@@ -330,6 +331,50 @@ def test_write_annotated_video_roundtrip(tmp_path, via):
     m = round(AnnotationStyle().margin * h)
     labelled = diff[:, m + 2 : m + 8, m + 2 : m + 8].mean(axis=(1, 2))
     assert (labelled[:15] > 20).all() and (labelled[15:20] < 8).all()
+
+
+# ------------------------------------------------------------------ faststart
+
+
+def mp4_boxes(path: Path) -> list[str]:
+    """The MP4's top-level box types in file order (ISO BMFF: 32-bit size, 4-char type, with
+    the 64-bit ``largesize`` when size is 1 and "to the end" when it is 0)."""
+    types, data = [], Path(path).read_bytes()
+    pos = 0
+    while pos + 8 <= len(data):
+        size, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
+        if size == 1:
+            size = int.from_bytes(data[pos + 8 : pos + 16], "big")
+        elif size == 0:
+            size = len(data) - pos
+        assert size >= 8, f"{path}: bad box size {size} at {pos}"
+        types.append(kind.decode("latin-1"))
+        pos += size
+    assert pos == len(data), f"{path}: boxes end at {pos}, file at {len(data)}"
+    return types
+
+
+def is_faststart(path: Path) -> bool:
+    """True when the index (moov) comes before the media data (mdat)."""
+    boxes = mp4_boxes(path)
+    return "moov" in boxes and "mdat" in boxes and boxes.index("moov") < boxes.index("mdat")
+
+
+def test_video_writer_is_faststart_and_the_box_parser_can_tell(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 255, (12, 48, 64, 3), dtype=np.uint8)
+    with VideoWriter(tmp_path / "v.mp4", fps=10, width=64, height=48) as w:
+        w.write(frames)
+    assert mp4_boxes(tmp_path / "v.mp4")[:2] == ["ftyp", "moov"]
+    assert is_faststart(tmp_path / "v.mp4")
+    # A plain mux (what the writer did before) puts moov last: the check must say so.
+    with av.open(str(tmp_path / "plain.mp4"), "w", format="mp4") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for f in frames:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        c.mux(s.encode())
+    assert not is_faststart(tmp_path / "plain.mp4")
+    assert decode_all(tmp_path / "v.mp4")[0].shape == frames.shape
 
 
 # ------------------------------------------------------------------ clips
@@ -362,6 +407,7 @@ def test_cut_clip_h264_long_gop_is_frame_exact(tmp_path, via):
         reader.frames = frames
     assert [read_index(f) for f in reader.frames] == list(range(120))
     out = cut_clip(reader, 53, 97, clip_path(tmp_path, "jump", "src", 53, 97), chunk_size=16)
+    assert is_faststart(out)
     frames, _ = decode_all(out)
     assert len(frames) == 97 - 53
     assert [read_index(f) for f in frames] == list(range(53, 97))

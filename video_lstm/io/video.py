@@ -129,8 +129,15 @@ class VideoWriter:
         self._atomic = atomic_path(self.path)
         tmp = self._atomic.__enter__()
         try:
-            fmt = "matroska" if self.path.suffix.lower() == ".mkv" else None
-            self._container = av.open(str(tmp), mode="w", format=fmt or "mp4")
+            mkv = self.path.suffix.lower() == ".mkv"
+            # MP4: faststart (the index, moov, before the media data) so a browser can start
+            # playing before the whole file has downloaded. The muxer rewrites the file at close.
+            self._container = av.open(
+                str(tmp),
+                mode="w",
+                format="matroska" if mkv else "mp4",
+                options={} if mkv else {"movflags": "+faststart"},
+            )
             rate = Fraction(fps).limit_denominator(1001)
             self._stream = self._container.add_stream(codec, rate=rate)
             self._stream.width, self._stream.height = width, height
