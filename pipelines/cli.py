@@ -158,6 +158,10 @@ COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int | None]]] = {
         _entry("video_lstm.data.synthetic", "main_untrimmed"),
     ),
     "demo": ("dataset -> brief training -> annotate demo videos", _demo),
+    "report": (
+        "HTML report of a run, training run, compare or evaluate folder (index.html)",
+        _entry("pipelines.report", "main"),
+    ),
 }
 
 
