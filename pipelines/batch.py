@@ -230,4 +230,7 @@ def run_folder(
         if not attempt(job):
             summary.elsewhere.append(job.rel)
     manifest()
+    from pipelines.report import write_run_report
+
+    write_run_report(out_root)  # index.html: a view over the records; never fails the run
     return summary

@@ -23,6 +23,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -107,6 +108,9 @@ def _run(argv: Sequence[str]) -> int:
 
     summary = _cli("run", run_folder, _expand_short_options(argv), epilog=_short_help())
     print(summary.format())
+    index = Path(summary.output_dir) / "index.html"
+    if not summary.dry_run and index.is_file():
+        print(f"report: {index}")
     return summary.exit_code
 
 

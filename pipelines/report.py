@@ -38,6 +38,7 @@ __all__ = [
     "evaluate_report",
     "folder_report",
     "training_report",
+    "write_run_report",
 ]
 
 STATIC = Path(__file__).resolve().parent / "report_static"
@@ -304,6 +305,15 @@ def _thumbnail(clip: Path, root: Path, width: int = 160) -> Path | None:
     return out
 
 
+def _clip_of(segment: dict[str, Any], clips: list[Path]) -> Path | None:
+    """The clip cut for ``segment``: named ``..._<start>-<end>.mp4``, in its label's folder."""
+    tail = f"_{int(segment['start_frame']):06d}-{int(segment['end_frame']):06d}.mp4"
+    found = [c for c in clips if c.name.endswith(tail)]
+    return next((c for c in found if c.parent.name == segment.get("label")), None) or (
+        found[0] if found else None
+    )
+
+
 def _video_page(
     run_dir: Path,
     rel: str,
@@ -319,7 +329,6 @@ def _video_page(
     segments = list(result.get("segments") or [])
     fps = float(info.get("fps") or 0) or 1.0
     duration = float(info.get("duration") or (info.get("num_frames") or 0) / fps)
-    by_suffix = {f.name: f for f in files}
     annotated = next((f for f in files if f.name.endswith("_annotated.mp4")), None)
     clips = [f for f in files if f.suffix == ".mp4" and f is not annotated]
 
@@ -377,29 +386,14 @@ def _video_page(
             "<h2>Confidence per frame</h2>"
             '<p class="muted">Smoothed probability of the most likely class; dashed: the '
             "threshold an action must clear.</p>"
-            f'<div class="curve-wrap">{_confidence_svg(conf, settings.get("threshold"))}'
+            f'<div class="curve-wrap">{_confidence_svg(conf, (settings.get("segments") or settings).get("threshold"))}'
             '<div class="playhead"></div></div>'
         )
 
     rows = []
     for k, s in enumerate(segments):
         label = str(s.get("label"))
-        clip = next(
-            (
-                c
-                for c in clips
-                if c.name.endswith(f"_{int(s['start_frame']):06d}-{int(s['end_frame']):06d}.mp4")
-                and c.parent.name.startswith(label[:8])
-            ),
-            None,
-        ) or next(
-            (
-                c
-                for c in clips
-                if c.name.endswith(f"_{int(s['start_frame']):06d}-{int(s['end_frame']):06d}.mp4")
-            ),
-            None,
-        )
+        clip = _clip_of(s, clips)
         link = f'<a href="{_href(clip, page)}">clip</a>' if clip is not None else ""
         rows.append(
             [
@@ -459,7 +453,6 @@ def _video_page(
     if model.get("model"):
         parts.append(_settings_block(model["model"]))
     parts.append("<h2>Settings</h2>" + _settings_block(settings))
-    del by_suffix
     return "\n".join(parts)
 
 
@@ -680,6 +673,18 @@ def evaluate_report(out_dir: str | Path) -> Path:
     for f in sorted(root.glob("*.png")):
         parts.append(f'<img src="{_href(f, index)}" alt="{_e(f.name)}" style="max-width:100%">')
     return _write(index, _page(f"Evaluation: {root.resolve().name}", "\n".join(parts), index, root))
+
+
+def write_run_report(run_dir: str | Path) -> Path | None:
+    """:func:`folder_report` at the end of a folder run: a report that cannot be written is a
+    warning on stderr (the run's outputs and records are complete without it), never a failure."""
+    import sys
+
+    try:
+        return folder_report(run_dir)
+    except Exception as exc:  # noqa: BLE001 - the report is a view; the run has succeeded
+        print(f"warning: {run_dir}: report not written: {exc}", file=sys.stderr)
+        return None
 
 
 def build_report(run_dir: str) -> str:

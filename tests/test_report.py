@@ -6,6 +6,7 @@ The run is a real one: H.264 videos written here, a small checkpoint, ``video-ls
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -37,6 +38,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ["run", str(src), str(ckpt), str(out), "--threshold", "0", "--progress", "false"]
     )
     assert code == 1  # the broken video failed, the others went on
+    assert (out / "index.html").is_file()  # the run wrote its report
     build_report(str(out))  # idempotent: a rebuild over the run's own report
     return out
 
@@ -111,6 +113,16 @@ def test_video_page_links_clips_with_thumbnails(run_dir: Path):
     assert clips and len(thumbs) == len(clips)
     assert all(t.read_bytes()[:3] == b"\xff\xd8\xff" for t in thumbs)  # JPEG
     assert any(t.name.endswith("_annotated.mp4") for t in targets)
+
+
+def test_result_json_has_per_frame_confidence_drawn_on_the_page(run_dir: Path):
+    page = next(p for p in _pages(run_dir) if p.name.startswith("a"))
+    result = json.loads(page.with_suffix(".json").read_text())
+    conf = result["frame_confidence"]
+    assert len(conf) == result["video"]["num_frames"] == 75
+    assert all(0.0 <= c <= 1.0 for c in conf) and max(conf) > 0.5  # 2 classes: max >= 0.5
+    points = re.search(r'<svg class="curve".*?<polyline points="([^"]+)"', page.read_text(), re.S)
+    assert points and len(points.group(1).split()) == 75
 
 
 def test_report_command_rejects_a_folder_without_a_run(tmp_path: Path):

@@ -68,13 +68,25 @@ def _vtt(result: AnnotationResult, reader: FrameSource, out_dir: Path, name: str
     return [write_vtt(out_dir / f"{name}.vtt", result.segments)]
 
 
+def frame_confidence(result: AnnotationResult) -> list[float]:
+    """Per frame, the smoothed probability of the most likely action (background excluded),
+    rounded to 3 decimals: the report's confidence curve."""
+    probs = np.asarray(result.frame_probs)  # (num_frames, K)
+    background = (result.settings.get("segments") or {}).get("background")
+    if background in result.class_names and probs.shape[-1] > 1:
+        probs = np.delete(probs, result.class_names.index(background), axis=-1)
+    return np.round(probs.max(axis=-1), 3).tolist() if probs.size else []
+
+
 def _json(result: AnnotationResult, reader: FrameSource, out_dir: Path, name: str) -> list[Path]:
-    """``<name>.json``: video metadata, model, resolved settings, segments, timings."""
+    """``<name>.json``: video metadata, model, resolved settings, segments, per-frame
+    confidence, timings."""
     doc: dict[str, Any] = {
         "video": result.info.to_dict(),
         "model": result.model,
         "settings": result.settings,
         "segments": result.segments,
+        "frame_confidence": frame_confidence(result),
         "num_windows": len(result.windows.starts),
         "timings_s": result.timings,
     }
