@@ -2,9 +2,10 @@
 
 1. write a synthetic 8-class action dataset (UCF101 layout) and demo videos of actions in a row;
 2. cache per-frame features of the frozen pretrained backbone (``video_lstm_compact``);
-3. train the ConvLSTM head on the cache briefly;
+3. train the ConvLSTM head on the cache briefly (one line per epoch: loss, validation accuracy);
 4. annotate the demo videos with the folder pipeline (segments, subtitles, annotated videos,
-   labelled clips) and score the detected segments against the known ground truth.
+   labelled clips) and score every frame against the known ground truth;
+5. write the HTML report (``annotated/index.html``) and the training run's page.
 
 Every step resumes: a second run reuses the dataset, the feature cache and the trained model.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,14 +29,40 @@ class DemoSummary:
     exit_code: int
 
 
-def _frame_accuracy(truth: list[dict], found: list[dict], num_frames: int) -> float:
-    """Share of frames where the detected label (or "no action") equals the ground truth."""
-    want, got = [""] * num_frames, [""] * num_frames
-    for labels, segments in ((want, truth), (got, found)):
-        for seg in segments:
-            for f in range(seg["start_frame"], min(seg["end_frame"], num_frames)):
-                labels[f] = seg["label"]
-    return sum(a == b for a, b in zip(want, got, strict=True)) / max(num_frames, 1)
+def _confusion(
+    truth_frames: list[str], found_frames: list[str], names: list[str]
+) -> list[list[int]]:
+    """Frame-level confusion over ``names`` + ``"(none)"``: rows truth, columns found."""
+    labels = [*names, ""]
+    index = {n: i for i, n in enumerate(labels)}
+    m = [[0] * len(labels) for _ in labels]
+    for t, f in zip(truth_frames, found_frames, strict=True):
+        m[index.get(t, len(labels) - 1)][index.get(f, len(labels) - 1)] += 1
+    return m
+
+
+def _frame_labels(segments: list[dict], num_frames: int) -> list[str]:
+    labels = [""] * num_frames
+    for seg in segments:
+        for f in range(seg["start_frame"], min(seg["end_frame"], num_frames)):
+            labels[f] = seg["label"]
+    return labels
+
+
+class _Step:
+    """``[i/N] what ...`` then ``done in X s`` on the same line when the step prints nothing
+    else (one line per step in a log; a step with its own lines ends with its own line)."""
+
+    total = 5
+
+    def __init__(self, i: int, text: str) -> None:
+        self.t0 = time.perf_counter()
+        print(f"[{i}/{self.total}] {text}", flush=True)
+
+    def done(self, text: str = "") -> None:
+        print(
+            f"      {text + ', ' if text else ''}{time.perf_counter() - self.t0:.1f} s", flush=True
+        )
 
 
 def run_demo(
@@ -45,9 +73,10 @@ def run_demo(
     max_epochs: int = 12,
     seed: int = 0,
     threshold: float = 0.3,
+    threads: int | None = None,
     config: str = str(CONFIG),
 ) -> DemoSummary:
-    """Make data, train the compact model on cached features, annotate the demo videos.
+    """Make data, train the compact model on cached features, annotate the demo videos, report.
 
     Args:
         out_dir: Everything goes here: ``data/``, ``features/``, ``runs/``, ``annotated/``.
@@ -57,22 +86,33 @@ def run_demo(
         seed: Seed of the dataset and of training.
         threshold: Minimum smoothed probability of an action frame (lower than the pipeline's
             0.5 default: the briefly trained demo model is not confident).
+        threads: CPU threads for torch (default: the cores not busy with other work, so a
+            shared machine is not oversubscribed).
         config: Training config (model + data) the demo starts from.
 
     Returns:
         Where the checkpoint and outputs are, and how well the demo videos were labelled.
     """
+    t_start = time.perf_counter()
+    import torch
+
     from pipelines.batch import run_folder
+    from pipelines.report import folder_report, training_report
     from video_lstm.data.synthetic import write_dataset
     from video_lstm.inference.settings import AnnotateSettings
-    from video_lstm.io.files import atomic_path
+    from video_lstm.io.files import atomic_path, write_json
     from video_lstm.training.cli import main as train_main
     from video_lstm.training.extract import extract_for_config
 
+    n_threads = threads or _default_threads()
+    torch.set_num_threads(n_threads)
     out = Path(out_dir)
     data, features, runs = out / "data", out / "features", out / "runs"
+    print(f"video_lstm demo in {out}/ ({n_threads} torch thread{'s' * (n_threads > 1)})")
     if not (data / "splits" / "classInd.txt").is_file():
-        print(f"[1/4] writing the synthetic dataset to {data}")
+        step = _Step(
+            1, f"dataset: {videos_per_class} clips x 8 actions + {sequences} demo videos -> {data}"
+        )
         # One clip per appearance group: with several, a frozen backbone memorises appearance
         # (100% train, chance on held-out, measured) instead of learning the motion.
         write_dataset(
@@ -84,55 +124,109 @@ def run_demo(
             clips_per_group=1,
             distractors=0,
         )
+        step.done("written")
     else:
-        print(f"[1/4] reusing the dataset in {data}")
+        _Step(1, f"dataset: reusing {data}").done()
     args = [
         "--config", config,
         "--data.root", str(data),
         "--data.features_dir", str(features),
         "--seed_everything", str(seed),
     ]  # fmt: skip
-    print(f"[2/4] caching backbone features in {features}")
+    step = _Step(2, f"features: the frozen backbone over every clip, once -> {features}")
     extract_for_config(args, progress=True)
+    step.done("cached")
 
     checkpoint = out / "model.ckpt"
+    log_dir = None
     if not checkpoint.is_file():
-        print(f"[3/4] training the temporal model ({max_epochs} epochs) -> {runs}")
+        step = _Step(3, f"training the temporal model on the cache ({max_epochs} epochs) -> {runs}")
         cli = train_main(
             [
                 "fit",
                 *args,
-                "--trainer.max_epochs",
-                str(max_epochs),
-                "--trainer.enable_progress_bar",
-                "false",
+                "--trainer.max_epochs", str(max_epochs),
+                "--trainer.enable_progress_bar", "false",
+                "--trainer.enable_model_summary", "false",
+                "--trainer.log_every_n_steps", "1",
+                "--trainer.callbacks+=video_lstm.training.progress.EpochLine",
             ],
             root_dir=str(runs),
             name="demo",
-        )
+        )  # fmt: skip
         best = cli.trainer.checkpoint_callback.best_model_path
+        log_dir = Path(cli.trainer.log_dir)
         with atomic_path(checkpoint) as tmp:
             shutil.copyfile(best, tmp)
+        step.done(f"best {Path(best).name}")
     else:
-        print(f"[3/4] reusing the trained model {checkpoint}")
+        _Step(3, f"training: reusing the trained model {checkpoint}").done()
+        logs = sorted(
+            (runs / "demo").glob("version_*/metrics.csv"), key=lambda p: p.stat().st_mtime
+        )
+        log_dir = logs[-1].parent if logs else None
 
     annotated = out / "annotated"
-    print(f"[4/4] annotating the demo videos in {data / 'demo'} -> {annotated}")
+    step = _Step(4, f"annotating the demo videos in {data / 'demo'} -> {annotated}")
     settings = AnnotateSettings.from_flat(threshold=threshold)
-    summary = run_folder(str(data / "demo"), str(checkpoint), str(annotated), settings)
-    print(summary.format())
-
-    scores = []
+    summary = run_folder(
+        str(data / "demo"), str(checkpoint), str(annotated), settings, progress=False
+    )
+    print("      " + summary.format().replace("\n", "\n      "))
+    scores, truth_all, found_all, names = [], [], [], []
     for truth_file in sorted((data / "demo").glob("*.json")):
         truth = json.loads(truth_file.read_text())
-        result = annotated / f"{truth_file.stem}.mp4.json"  # outputs keep the video's file name
-        if result.is_file():
-            found = json.loads(result.read_text())["segments"]
-            acc = _frame_accuracy(truth["segments"], found, truth["num_frames"])
-            scores.append(acc)
-            print(f"  {truth_file.stem}: {acc:.0%} of frames labelled as the ground truth")
-    accuracy = sum(scores) / len(scores) if scores else 0.0
+        result_file = next(
+            (
+                annotated / f"{truth_file.stem}{s}.json"
+                for s in ("", ".mp4")
+                if (annotated / f"{truth_file.stem}{s}.json").is_file()
+            ),
+            None,
+        )
+        if result_file is None:
+            continue
+        result = json.loads(result_file.read_text())
+        names = list(result["model"]["class_names"])
+        n = truth["num_frames"]
+        want, got = _frame_labels(truth["segments"], n), _frame_labels(result["segments"], n)
+        acc = sum(a == b for a, b in zip(want, got, strict=True)) / max(n, 1)
+        truth_all += want
+        found_all += got
+        scores.append(acc)
+        print(f"      {truth_file.stem}: {acc:.0%} of frames labelled as the ground truth")
+    step.done("annotated")
+    accuracy = sum(a == b for a, b in zip(truth_all, found_all, strict=True)) / max(
+        len(truth_all), 1
+    )
+
+    step = _Step(5, "report")
+    index = folder_report(annotated)
+    train_index = None
+    if log_dir is not None and (log_dir / "metrics.csv").is_file():
+        if names:
+            write_json(
+                log_dir / "confusion.json",
+                {
+                    "title": "frames of the demo videos (truth: rows; found: columns)",
+                    "class_names": [*names, "(none)"],
+                    "confusion": _confusion(truth_all, found_all, names),
+                },
+            )
+        train_index = training_report(log_dir)
+    step.done()
     print(
-        f"\nDone. Model: {checkpoint}\nAnnotated videos, clips/<label>/, JSON/CSV/SRT/VTT: {annotated}"
+        f"\nFrame accuracy on the {len(scores)} demo videos: {accuracy:.1%}"
+        f"\nDone in {time.perf_counter() - t_start:.0f} s. Model: {checkpoint}"
+        f"\nOpen in a browser: {index}"
+        + (f"\nTraining curves:   {train_index}" if train_index else "")
     )
     return DemoSummary(str(checkpoint), str(annotated), accuracy, summary.exit_code)
+
+
+def _default_threads() -> int:
+    try:
+        from video_lstm.threads import default_threads
+    except ImportError:  # before the threads module: one thread never oversubscribes
+        return 1
+    return default_threads()
