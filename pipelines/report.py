@@ -26,7 +26,6 @@ import hashlib
 import html
 import json
 import math
-import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -87,8 +86,13 @@ def _read_json(path: Path) -> Any:
 
 
 def _write(path: Path, text: str) -> Path:
+    """Atomic write; a page whose text is unchanged is left alone (a rebuild over an unchanged
+    run touches nothing)."""
     from video_lstm.io.files import atomic_path
 
+    with contextlib.suppress(OSError):
+        if path.read_text(encoding="utf-8") == text:
+            return path
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path
@@ -113,7 +117,7 @@ def _copy_assets(root: Path) -> None:
     dst = root / ASSETS
     dst.mkdir(parents=True, exist_ok=True)
     for name in ("report.css", "report.js"):
-        shutil.copyfile(STATIC / name, dst / name)
+        _write(dst / name, (STATIC / name).read_text(encoding="utf-8"))
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]], num: Sequence[int] = ()) -> str:
