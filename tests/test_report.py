@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -19,8 +18,7 @@ from test_batch import make_checkpoint, write_video
 
 from pipelines.cli import main as cli_main
 from pipelines.report import build_report
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+from pipelines.report_browser import chromium_path, launch_chromium, screenshot_report
 
 
 @pytest.fixture(scope="module")
@@ -133,25 +131,15 @@ def test_report_command_rejects_a_folder_without_a_run(tmp_path: Path):
 # ------------------------------------------------------------------ in the browser
 
 
-def _browser():
-    if CHROMIUM is None:
+@pytest.fixture(scope="module")
+def browser():
+    if chromium_path() is None:
         if os.environ.get("CI"):
             pytest.fail("chromium is missing in CI: `make browser` installs it")
         pytest.skip("no chromium: apt-get install chromium (make test does it as root)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    pw = sync_api.sync_playwright().start()
-    browser = pw.chromium.launch(
-        executable_path=CHROMIUM, args=["--autoplay-policy=no-user-gesture-required"]
-    )
-    return pw, browser
-
-
-@pytest.fixture(scope="module")
-def browser():
-    pw, b = _browser()
-    yield b
-    b.close()
-    pw.stop()
+    pytest.importorskip("playwright.sync_api")
+    with launch_chromium() as b:
+        yield b
 
 
 def _open(browser, page_path: Path):
@@ -170,25 +158,6 @@ def _open(browser, page_path: Path):
     page.goto(page_path.as_uri())
     page.wait_for_load_state("load")
     return page, problems
-
-
-def save_screenshots(browser, run_dir: Path, out_dir: Path) -> list[Path]:
-    """The run page and the first video page as PNGs (``report_run.png``, ``report_video.png``)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    video_page = next(p for p in sorted(_pages(run_dir)) if p.name != "index.html")
-    shots = []
-    for page_path, name in (
-        (run_dir / "index.html", "report_run.png"),
-        (video_page, "report_video.png"),
-    ):
-        page, _ = _open(browser, page_path)
-        if page.query_selector("#player"):
-            page.evaluate("document.getElementById('player').currentTime = 1.0")
-            page.wait_for_function("document.getElementById('player').readyState >= 2")
-        page.screenshot(path=str(out_dir / name), full_page=True)
-        page.close()
-        shots.append(out_dir / name)
-    return shots
 
 
 def test_pages_load_without_console_errors(browser, run_dir: Path):
@@ -236,7 +205,7 @@ def test_video_plays_and_segment_click_seeks(browser, run_dir: Path):
 
 
 def test_screenshots_of_the_run_and_a_video_page(browser, run_dir: Path, tmp_path: Path):
-    shots = save_screenshots(browser, run_dir, tmp_path)
+    shots = screenshot_report(browser, run_dir, tmp_path)
     for shot in shots:
         data = shot.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
