@@ -121,6 +121,13 @@ def _demo(argv: Sequence[str]) -> int:
     return summary.exit_code
 
 
+def _report(argv: Sequence[str]) -> int:
+    from pipelines.report import build_report
+
+    print(f"report: {_cli('report', build_report, argv)}")
+    return 0
+
+
 def _entry(module: str, name: str) -> Callable[[Sequence[str]], int | None]:
     def call(argv: Sequence[str]) -> int | None:
         result = getattr(importlib.import_module(module), name)(list(argv))
@@ -164,7 +171,7 @@ COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int | None]]] = {
     "demo": ("dataset -> brief training -> annotate demo videos", _demo),
     "report": (
         "HTML report of a run, training run, compare or evaluate folder (index.html)",
-        _entry("pipelines.report", "main"),
+        _report,
     ),
 }
 

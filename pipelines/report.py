@@ -713,12 +713,3 @@ def build_report(run_dir: str) -> str:
     raise FileNotFoundError(
         f"{run_dir}: nothing to report (no manifest.json, compare.csv, metrics.csv or metrics.json)"
     )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``video-lstm report RUN_DIR``: (re)build the report and print where to open it."""
-    from jsonargparse import CLI
-
-    index = CLI(build_report, args=None if argv is None else list(argv), as_positional=True)
-    print(f"report: {index}")
-    return 0
