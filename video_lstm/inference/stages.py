@@ -199,7 +199,8 @@ def annotate_with_predictor(
         encoder=h264_encoder(settings.runtime.encoder, str(predictor.plan.device)),
     )
     _, writer_backend = pass_backends(settings.runtime.backend, predictor.device)
-    with open_video(video, backend=writer_backend) as full:
+    threads = resolved["runtime"]["threads"]  # the decoder gets the same cores as torch
+    with open_video(video, backend=writer_backend, num_threads=threads) as full:
         result = AnnotationResult(
             video=str(video),
             info=full.info,
