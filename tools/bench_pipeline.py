@@ -15,7 +15,10 @@ frames per second of:
 - the naive approach (decode each window and run the full model on it, as MMAction2's
   long-video demo does) against the shared-feature first pass on the same short video,
 
-then peak RSS of ``annotate_video`` in fresh subprocesses for a short and a long video.
+then a folder of ``--runner-videos`` short videos annotated by ``video-lstm run``: one runner
+with all ``--threads``, against 2 concurrent runners on the same folder with 1 thread each
+(total throughput, and from the per-video records: no video done twice), and finally peak RSS
+of ``annotate_video`` in fresh subprocesses for a short and a long video.
 
     python tools/bench_pipeline.py                       # 60 s video, 10 min for peak memory
     python tools/bench_pipeline.py --seconds 20 --long-minutes 2 --repeats 1   # quick look
@@ -135,6 +138,42 @@ def median_times(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def run_runners(
+    folder: Path, ckpt: Path, out: Path, threads: list[int], device: str
+) -> tuple[float, list[int]]:
+    """``video-lstm run`` in one process per entry of ``threads`` (its torch threads), all on
+    ``folder`` -> ``out`` at once; returns the wall time and each runner's "done" count."""
+    import os
+    import re
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)
+    # --threads decides each runner's threads (an inherited OMP_NUM_THREADS would not)
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env["PYTHONPATH"] = str(ROOT)
+    cmd = [sys.executable, "-m", "pipelines.cli", "run", str(folder), str(ckpt), str(out)]
+    cmd += ["--outputs", f"[{','.join(E2E_OUTPUTS)}]", "--progress", "false", "--device", device]
+    t0 = time.perf_counter()
+    procs = [
+        subprocess.Popen([*cmd, "--threads", str(t)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for t in threads
+    ]  # fmt: skip
+    outs = [p.communicate() for p in procs]
+    wall = time.perf_counter() - t0
+    done = []
+    for p, (stdout, stderr) in zip(procs, outs, strict=True):
+        if p.returncode != 0:
+            raise RuntimeError(f"runner failed ({p.returncode}): {stderr[-2000:]}")
+        done.append(int(re.search(r"^done: (\d+)", stdout, re.M).group(1)))
+    return wall, done
+
+
+def runner_records(out: Path) -> list[dict]:
+    """The per-video records of a folder run (``pipelines.jobs``)."""
+    return [json.loads(p.read_text()) for p in (out / ".video_lstm" / "records").glob("*.json")]
+
+
 def rss_child(video: str, checkpoint: str, out: str) -> None:
     """Subprocess body: annotate, print peak RSS in MiB as JSON."""
     t0 = time.perf_counter()
@@ -168,6 +207,12 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--device", default="cpu", help="cpu or cuda (the GPU path: autocast, NVENC)")
     ap.add_argument("--height", type=int, default=360, help="main video height (16:9)")
+    ap.add_argument(
+        "--runner-videos",
+        type=int,
+        default=8,
+        help="videos (of --naive-seconds) in the 1 vs 2 concurrent runners comparison (0 = skip)",
+    )
     ap.add_argument(
         "--rss-child", nargs=3, metavar=("VIDEO", "CKPT", "OUT"), help=argparse.SUPPRESS
     )
@@ -312,6 +357,46 @@ def main() -> None:
     ratio = first["naive"] / first["shared"]
     print(f"  shared / naive = {ratio:.2f}  (target >= 0.8 x window/stride = {target:.1f})")
     print(f"  decode worker / pipeline default = {first['shared'] / first['worker']:.2f}")
+
+    if args.runner_videos > 0:
+        import os
+
+        folder = work / "runners_in"
+        folder.mkdir(exist_ok=True)
+        for i in range(args.runner_videos):
+            copy = folder / f"v{i:03d}.mp4"
+            if not copy.exists():
+                os.link(short, copy)
+        total = args.runner_videos * n_short
+        configs = {
+            f"1 runner ({args.threads} threads)": [args.threads],
+            "2 concurrent runners (1 thread each)": [1, 1],
+        }
+        walls: dict[str, list[float]] = {k: [] for k in configs}
+        twice = 0
+        for _ in range(args.repeats):  # rounds, each running both: a slow spell hits both
+            for k, threads in configs.items():
+                out = work / f"runners_out_{len(threads)}"
+                wall, done = run_runners(folder, ckpt, out, threads, args.device)
+                walls[k].append(wall)
+                recs = runner_records(out)
+                ok = [r for r in recs if r["status"] == "done"]
+                if len({r["video"] for r in ok}) != args.runner_videos:
+                    raise RuntimeError(f"{k}: {len(ok)} of {args.runner_videos} videos done")
+                twice += sum(done) - args.runner_videos  # each runner counts what it did
+        wall = {k: statistics.median(v) for k, v in walls.items()}
+        print(
+            f"\nfolder of {args.runner_videos} x {args.naive_seconds:.0f} s videos ({total} frames), "
+            f"video-lstm run, process start and model load included:"
+        )
+        print(f"{'runners':<38}{'wall s':>8}{'frames/s':>10}{'x real time':>13}")
+        for k, t in wall.items():
+            print(f"{k:<38}{t:>8.1f}{total / t:>10.1f}{total / t / fps:>13.1f}")
+        one, two = wall.values()
+        print(
+            f"  2 runners / 1 runner throughput = {one / two:.2f}  (target >= 0.9); "
+            f"videos done twice: {twice} (from the per-video records)"
+        )
 
     if args.long_minutes > 0:
         long = work / "long.mp4"
