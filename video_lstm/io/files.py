@@ -160,6 +160,15 @@ def safe_name(text: str, *, max_bytes: int = 120) -> str:
     if max_bytes < 24:
         raise ValueError(f"max_bytes must be >= 24, got {max_bytes}")
     text = str(text)
+    if (
+        text.isascii()
+        and text.isprintable()
+        and not _UNSAFE_CHARS.search(text)
+        and text[:1] not in (".", " ", "")
+        and text[-1] not in (".", " ")
+        and len(text) <= max_bytes
+    ):
+        return text  # the common case, without the per-character check below
     cleaned = "".join("_" if _unsafe_char(ch) else ch for ch in text)
     cleaned = cleaned.lstrip(". ").rstrip(". ")
     if cleaned == text and text and len(text.encode("utf-8")) <= max_bytes:
