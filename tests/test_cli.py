@@ -114,11 +114,15 @@ def test_user_errors_are_one_line_with_exit_code_2(case, files, capsys, monkeypa
     assert not files["out"].exists()  # nothing was written
 
 
-def test_missing_dataset_is_one_line(files, capsys):
-    line = _error_line(
-        capsys, ["evaluate", str(files["ckpt"]), str(files["out"]), "--root", "/no/data"]
-    )
-    assert "/no/data" in line
+def test_missing_dataset_is_one_line(files, capsys, monkeypatch):
+    import video_lstm.models.checkpoint
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the inputs were checked")
+
+    monkeypatch.setattr(video_lstm.models.checkpoint, "load_checkpoint", no_model)
+    argv = ["evaluate", str(files["ckpt"]), str(files["out"]), "--root", "/no/data"]
+    assert "/no/data: dataset not found" in _error_line(capsys, argv)
 
 
 def test_train_points_to_its_subcommand_help(capsys):

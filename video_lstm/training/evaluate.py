@@ -141,9 +141,16 @@ def evaluate_checkpoint(
     Returns:
         The metrics dict (as in ``metrics.json``).
     """
+    from video_lstm.errors import UsageError
+    from video_lstm.io.checks import require_checkpoint, require_output_dir
     from video_lstm.models.checkpoint import load_checkpoint
     from video_lstm.training.data import VideoDataModule
 
+    # The user's paths first: a wrong one is named before the model loads.
+    require_checkpoint(checkpoint)
+    if not Path(root).exists():
+        raise UsageError(f"{root}: dataset not found")
+    require_output_dir(out_dir)
     model, meta = load_checkpoint(checkpoint)
     decode_size = decode_size or meta.decode_size  # decode as in training
     dev = torch.device(device)
