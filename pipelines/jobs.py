@@ -359,6 +359,8 @@ def run_job(
         record.update(
             status="done",
             num_frames=result.info.num_frames,
+            frames_lost=result.info.frames_lost,  # damaged stream, on_error="skip"
+            rotation=result.info.rotation,
             segments=len(result.segments),
             outputs=[printable(p) for p in outputs],
         )

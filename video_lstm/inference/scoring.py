@@ -120,19 +120,24 @@ class _ChunkStream(torch.utils.data.IterableDataset):
 
     The worker opens the video itself (a native reader does not cross processes). A
     :class:`VideoError` is passed on as an item, so the main process re-raises it with its type
-    and reason (DataLoader would turn it into a RuntimeError).
+    and reason (DataLoader would turn it into a RuntimeError). The last item is the worker's
+    final frame count (an int): a damaged stream can turn out shorter while it is decoded.
     """
 
     def __init__(self, reader: Any, chunk_size: int, step: int) -> None:
         super().__init__()
         self.path, self.backend = reader.path, reader.backend
         self.size = (reader.width, reader.height)
+        self.on_error = getattr(reader, "on_error", "skip")
         self.chunk_size, self.step = chunk_size, step
 
     def __iter__(self) -> Iterator[Any]:
         try:
-            with open_video(self.path, backend=self.backend, size=self.size) as reader:
+            with open_video(
+                self.path, backend=self.backend, size=self.size, on_error=self.on_error
+            ) as reader:
                 yield from reader.iter_chunks(self.chunk_size, step=self.step)
+                yield reader.num_frames
         except VideoError as exc:
             yield exc
 
@@ -152,6 +157,10 @@ def _chunks(reader: Any, chunk_size: int, step: int, prefetch: int, *, pin: bool
     for item in loader:
         if isinstance(item, VideoError):
             raise item
+        if isinstance(item, int):
+            if item != reader.num_frames:
+                reader.measure()  # the worker found the stream damaged: the same count here
+            continue
         yield item
 
 

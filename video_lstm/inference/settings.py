@@ -170,6 +170,9 @@ class AnnotateSettings:
     Args:
         outputs: Which outputs to write: json, csv, srt, vtt, video, clips.
         save_window_scores: Also store per-window spans and probabilities in the JSON.
+        on_error: Damaged video streams: ``skip`` (default) annotates the frames FFmpeg can
+            decode and reports how many were lost (``video.frames_lost`` in the JSON, and in
+            the manifest); ``raise`` fails such a video with its reason.
         segments: Segment rules (``None`` fields: the checkpoint's calibrated value, else the default).
         windows: Window stride and decode size.
         runtime: Device, precision, decoder, threads and batch sizes (speed only).
@@ -177,6 +180,7 @@ class AnnotateSettings:
 
     outputs: list[str] = field(default_factory=lambda: list(OUTPUTS))
     save_window_scores: bool = False
+    on_error: str = "skip"
     segments: SegmentRules = field(default_factory=SegmentRules)
     windows: WindowOptions = field(default_factory=WindowOptions)
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
@@ -189,6 +193,8 @@ class AnnotateSettings:
         unknown = sorted(set(self.outputs) - set(OUTPUTS))
         if unknown:
             raise ValueError(f"unknown outputs {unknown}; choose from {list(OUTPUTS)}")
+        if self.on_error not in ("skip", "raise"):
+            raise ValueError(f"on_error must be skip or raise, got {self.on_error!r}")
         # Dicts (from YAML or a saved JSON) become the group dataclasses.
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)

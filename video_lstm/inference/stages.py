@@ -98,7 +98,13 @@ def score(
     model_backend, _ = pass_backends(settings.runtime.backend, predictor.device)
     decode_size = settings.windows.decode_size or meta.decode_size or meta.frame_size
     threads = settings.runtime.threads or torch.get_num_threads()
-    with open_video(video, backend=model_backend, size=decode_size, num_threads=threads) as reader:
+    with open_video(
+        video,
+        backend=model_backend,
+        size=decode_size,
+        num_threads=threads,
+        on_error=settings.on_error,
+    ) as reader:
         with tqdm(
             total=reader.num_frames, desc=name, unit="frame", leave=False, disable=not progress
         ) as bar:
@@ -200,7 +206,9 @@ def annotate_with_predictor(
     )
     _, writer_backend = pass_backends(settings.runtime.backend, predictor.device)
     threads = resolved["runtime"]["threads"]  # the decoder gets the same cores as torch
-    with open_video(video, backend=writer_backend, num_threads=threads) as full:
+    with open_video(
+        video, backend=writer_backend, num_threads=threads, on_error=settings.on_error
+    ) as full:
         result = AnnotationResult(
             video=str(video),
             info=full.info,

@@ -844,6 +844,27 @@ class VideoReader:
             reason = probe.damaged or f"{self.frames_lost} of {self._expected} frames do not decode"
             raise CorruptVideoError(self.path, f"damaged stream: {reason} (on_error='raise')")
 
+    def measure(self) -> int:
+        """Decode the whole stream once so that ``num_frames`` is exact, and return it.
+
+        Not needed for reading (a damaged stream is re-measured when it is read from the
+        start); for a caller that learnt from another process that frames are missing.
+        """
+        probe = self._probe
+        if probe.index is None or not probe.index.exact:
+            source = self._source
+            if isinstance(source, _PyAVSource):
+                source.measure()
+            else:
+                tmp = _PyAVSource(self.path, probe, self.width, self.height, self._threads)
+                try:
+                    tmp.measure()
+                finally:
+                    tmp.close()
+                self._use_pyav()  # a measured index is one decord cannot follow
+        self._check_damage()
+        return self.num_frames
+
     # ----------------------------------------------------------------------------- metadata
 
     @property
