@@ -36,6 +36,10 @@ from video_lstm.io.formats import VIDEO_EXTENSIONS
 # 4:2:0/4:4:4 at even sizes; FFmpeg 8 (PyAV) and 9 (CLI) swscale differ on 10-bit and odd-sized
 # 4:2:0 chroma by 1.2-1.7 levels on average.
 EXACT = 0.0
+# Damaged files: the same frames in the same order, but FFmpeg's concealment of the damaged
+# ones depends on its threading (frame threads conceal from other reference frames than one
+# thread): their pixels are compared within 8 levels.
+CONCEALED = 8.0
 TOLERANCE = {"h264_10bit.mp4": 2.0, "mpeg4_odd_size.avi": 2.0}
 
 _REFS: dict[str, object] = {}
@@ -48,16 +52,20 @@ def reference(path: Path):
     return _REFS[key]
 
 
-def assert_frames_match(name: str, got: np.ndarray, ref: np.ndarray, indices) -> None:
+def assert_frames_match(
+    name: str, got: np.ndarray, ref: np.ndarray, indices, tol: float | None = None
+) -> None:
     """Each frame equals FFmpeg's frame of the same index (within the colour tolerance), and
     is nearer to it than to any other frame (so an off-by-one can never pass)."""
-    tol = TOLERANCE.get(name, EXACT)
+    tol = TOLERANCE.get(name, EXACT) if tol is None else tol
     assert got.shape == ref[indices].shape, (name, got.shape, ref[indices].shape)
     flat_ref = ref.reshape(len(ref), -1).astype(np.int16)
     for k, i in enumerate(indices):
         diff = np.abs(flat_ref - got[k].reshape(1, -1)).mean(axis=1)
         assert diff[i] <= tol + 1e-9, f"{name}: frame {i} differs by {diff[i]:.2f} levels"
-        others = np.delete(diff, [j for j in range(len(ref)) if np.array_equal(ref[j], ref[i])])
+        # Other frames FFmpeg itself made (nearly) identical to this one cannot be told apart.
+        alike = np.abs(flat_ref - flat_ref[i]).mean(axis=1) <= 2 * tol
+        others = diff[~alike]
         if others.size:
             assert diff[i] < others.min(), f"{name}: frame {i} looks like another frame"
 
@@ -224,7 +232,8 @@ def test_damaged_files_give_ffmpegs_frames_or_one_clear_error(real_corpus, name,
     """Run in a subprocess with a timeout: a decoder hanging in native code cannot be stopped
     from inside the process."""
     path = real_corpus[name]
-    ref = reference(path).frames
+    ref = ffmpeg_frames(path, threads=1).frames  # deterministic concealment (see corpus.py)
+    assert len(ref) == ffmpeg_count(path)
     done = subprocess.run(
         [sys.executable, "-c", _DAMAGED_SCRIPT, str(path), str(tmp_path / "f")],
         capture_output=True,
@@ -243,7 +252,7 @@ def test_damaged_files_give_ffmpegs_frames_or_one_clear_error(real_corpus, name,
             continue
         assert res["n"] == len(ref), f"{name} {key}: {res['n']} frames, ffmpeg {len(ref)}"
         frames = np.load(tmp_path / f"f_{key.replace('/', '_')}.npy")
-        assert_frames_match(name, frames, ref, list(range(len(ref))))
+        assert_frames_match(name, frames, ref, list(range(len(ref))), tol=CONCEALED)
         if key.endswith("/raise"):
             assert res["lost"] == 0, f"{key}: frames lost but not refused"
     # A file that loses frames reports it with on_error="skip" and is refused with "raise".
