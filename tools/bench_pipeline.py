@@ -254,13 +254,14 @@ def main() -> None:
         f"{model_backend}; device {pred.device} ({pred.plan.precision}); encoder {codec}"
     )
 
+    # The decoders get the run's thread count, as in annotate_video (settings.runtime.threads).
     def decode_model_input(backend: str = model_backend) -> None:
-        with open_video(video, size=size, backend=backend) as r:
+        with open_video(video, size=size, backend=backend, num_threads=args.threads) as r:
             for _ in r.iter_chunks(64, step=interval):
                 pass
 
     def decode_full() -> None:  # the writer pass: PyAV, the decoder's yuv420p planes
-        with open_video(video, backend="pyav") as r:
+        with open_video(video, backend="pyav", num_threads=args.threads) as r:
             for _ in r.iter_chunks(64, pixel_format="yuv420p"):
                 pass
 
@@ -323,7 +324,7 @@ def main() -> None:
     bound = 1 / sum(1 / r for r in rate.values())
     bound_heads = 1 / (1 / bound + t_heads / n)
 
-    with open_video(short, size=size, backend=model_backend) as r:
+    with open_video(short, size=size, backend=model_backend, num_threads=args.threads) as r:
         n_short = r.num_frames
         first = median_times(
             {
