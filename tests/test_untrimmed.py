@@ -380,6 +380,20 @@ def test_window_dataset_balances_classes_with_background(untrimmed_cache):
     assert len(test) == len(test.windows) and {test[i]["label"] for i in range(len(test))} >= {0}
 
 
+def test_time_reversed_windows_take_the_partner_label(untrimmed_cache):
+    from video_lstm.data.features import WindowFeatureDataset
+
+    _, cache = untrimmed_cache
+    kw = dict(clip_len=4, train=True, samples_per_epoch=12)
+    plain = WindowFeatureDataset(cache / "train", **kw)
+    back = WindowFeatureDataset(cache / "train", reverse_swap=[0, 2, 1], reverse_prob=1.0, **kw)
+    for i in range(12):
+        a, b = plain[i], back[i]
+        assert a["index"] == b["index"]  # the same window, played backwards
+        assert torch.equal(b["features"], a["features"].flip(1))
+        assert b["label"] == [0, 2, 1][a["label"]]  # grow <-> shrink, background stays
+
+
 def test_data_module_untrimmed_and_cache_provenance(untrimmed_cache, tmp_path):
     from video_lstm.training.data import VideoDataModule
 

@@ -381,6 +381,11 @@ class WindowFeatureDataset(Dataset):
         samples_per_epoch: Training windows per epoch (default: the number of windows at stride
             ``clip_len // 4``).
         class_balanced: Draw classes equally (``False``: windows uniformly).
+        reverse_swap: Training augmentation for classes that come in time-reversed pairs
+            (grow/shrink, pan_left/pan_right...): with probability ``reverse_prob`` a window is
+            played backwards and takes the label ``reverse_swap[label]``. Exact on cached
+            features (they are per frame); ``None``: off.
+        reverse_prob: Probability of a reversed window.
         seed: Base seed.
     """
 
@@ -393,10 +398,14 @@ class WindowFeatureDataset(Dataset):
         min_share: float = 0.5,
         samples_per_epoch: int | None = None,
         class_balanced: bool = True,
+        reverse_swap: Sequence[int] | None = None,
+        reverse_prob: float = 0.5,
         seed: int = 0,
     ) -> None:
         from video_lstm.data.datasets import segment_frame_labels, window_labels
 
+        self.reverse_swap = list(reverse_swap) if reverse_swap is not None else None
+        self.reverse_prob = reverse_prob
         self.cache_dir = Path(cache_dir)
         self.index = load_index(self.cache_dir)
         self.class_names: list[str] = list(self.index["class_names"])
@@ -458,6 +467,9 @@ class WindowFeatureDataset(Dataset):
         vi, start, label = self.windows[w]
         array = np.load(self.cache_dir / "videos" / f"{self.videos[vi]['id']}.npy", mmap_mode="r")
         clip = take_clip(array, start, self.clip_len)[None]  # (1, T, ...)
+        if self.train and self.reverse_swap is not None and rng.random() < self.reverse_prob:
+            clip = np.ascontiguousarray(clip[:, ::-1])
+            label = self.reverse_swap[label]
         return {"features": torch.from_numpy(clip), "label": label, "index": w}
 
 

@@ -115,6 +115,11 @@ class VideoDataModule(L.LightningDataModule):
             would teach pan_left frames as pan_left (refused with an error).
         hflip_swap: Mirror pairs, e.g. ``{"pan_left": "pan_right", "rotate_cw": "rotate_ccw"}``
             (symmetric: one direction is enough); flipped clips take the mirror label.
+        time_reverse_swap: Untrimmed: classes that are each other played backwards
+            (``{"grow": "shrink", "move_left": "move_right"}``, symmetric; unlisted classes such
+            as ``background`` keep their label); training windows are reversed with
+            probability 0.5 and take the partner's label (exact on cached features). ``None``:
+            off.
         min_share: Untrimmed: share of a window its label must cover (see ``window_labels``).
         class_balanced: Untrimmed: draw training windows class-balanced.
         samples_per_epoch: Untrimmed: training windows per epoch (default: about one per
@@ -145,6 +150,7 @@ class VideoDataModule(L.LightningDataModule):
         hflip_prob: float = 0.0,
         hflip_swap: dict[str, str] | None = None,
         jitter: float = 0.1,
+        time_reverse_swap: dict[str, str] | None = None,
         min_share: float = 0.5,
         class_balanced: bool = True,
         samples_per_epoch: int | None = None,
@@ -171,6 +177,7 @@ class VideoDataModule(L.LightningDataModule):
         self.hflip_prob = hflip_prob
         self.hflip_swap = dict(hflip_swap or {})
         self.jitter = jitter
+        self.time_reverse_swap = dict(time_reverse_swap) if time_reverse_swap else None
         self.min_share = min_share
         self.class_balanced = class_balanced
         self.samples_per_epoch = samples_per_epoch
@@ -309,6 +316,7 @@ class VideoDataModule(L.LightningDataModule):
                     min_share=self.min_share,
                     samples_per_epoch=self.samples_per_epoch,
                     class_balanced=self.class_balanced,
+                    reverse_swap=self._reverse_swap() if train else None,
                     seed=self.seed,
                 )
             return FeatureClipDataset(
@@ -356,6 +364,16 @@ class VideoDataModule(L.LightningDataModule):
                 dataset, self.hflip_prob, self.flip_swap(manifest.class_names), seed=self.seed
             )
         return dataset
+
+    def _reverse_swap(self) -> list[int] | None:
+        if not self.time_reverse_swap:
+            return None
+        pairs = {**self.time_reverse_swap, **{b: a for a, b in self.time_reverse_swap.items()}}
+        names = self.class_names
+        unknown = sorted(set(pairs) - set(names))
+        if unknown:
+            raise ValueError(f"time_reverse_swap names classes {unknown} not in {names}")
+        return [names.index(pairs.get(c, c)) for c in names]
 
     def flip_swap(self, class_names: list[str]) -> list[int]:
         """Label index of each class after a horizontal flip (its mirror, or itself).
