@@ -1078,9 +1078,9 @@ def main_untrimmed(argv: list[str] | None = None) -> None:
     """``video-lstm make-untrimmed``: :func:`write_untrimmed_dataset` from the command line."""
     p = _parser("make-untrimmed", write_untrimmed_dataset.__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--train", type=int, default=UNTRIMMED_SUBSETS["train"], help="train videos")
-    p.add_argument("--val", type=int, default=UNTRIMMED_SUBSETS["val"], help="validation videos")
-    p.add_argument("--test", type=int, default=UNTRIMMED_SUBSETS["test"], help="test videos")
+    p.add_argument("--train", type=int, default=160, help="train videos")
+    p.add_argument("--val", type=int, default=6, help="validation videos")
+    p.add_argument("--test", type=int, default=6, help="test videos")
     p.add_argument("--classes", nargs="+", default=list(ACTIONS), choices=ACTIONS)
     p.add_argument(
         "--actions", type=_range, default=(3, 5), help="actions per video: N or LOW-HIGH"
@@ -1097,7 +1097,7 @@ def main_untrimmed(argv: list[str] | None = None) -> None:
         a.out,
         videos={"train": a.train, "val": a.val, "test": a.test},
         classes=a.classes,
-        actions_per_video=a.actions,
+        actions_per_video={"train": a.actions, "val": a.eval_actions, "test": a.eval_actions},
         frames_per_action=a.frames,
         gap_frames=a.gap_frames,
         size=a.size,

@@ -221,7 +221,7 @@ def read_results(results: str | Path) -> dict[str, dict[str, Any]]:
         ``{resolved video path: {"segments", "num_frames", "fps", "class_names", "file"}}``.
     """
     results = Path(results)
-    files = sorted(results.glob("*.json")) if results.is_dir() else [results]
+    files = sorted(results.rglob("*.json")) if results.is_dir() else [results]
     out: dict[str, dict[str, Any]] = {}
     for file in files:
         try:
@@ -254,7 +254,8 @@ def evaluate_segments(
     Args:
         truth: A ``TemporalManifest`` (``load_manifest("activitynet" | "thumos14" |
             "segments_csv" | "results", ...)``).
-        results: Folder of result JSONs written by ``video-lstm annotate`` / ``run`` (or one).
+        results: Folder of result JSONs written by ``video-lstm annotate`` / ``run`` (searched
+            recursively, as ``run`` mirrors the input tree), or one result JSON.
         out_dir: Where to write ``metrics.json``, ``per_class.csv``, ``timeline.png`` (``None``:
             write nothing).
         tious: tIoU thresholds of the segment mAP.
