@@ -131,8 +131,20 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]], num: Sequence[i
     return f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>"
 
 
+def _flatten(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(obj, dict):
+        return [kv for k, v in obj.items() for kv in _flatten(v, f"{prefix}{k}.")]
+    return [(prefix[:-1], obj)]
+
+
 def _settings_block(obj: Any) -> str:
-    return f"<pre>{_e(json.dumps(obj, indent=2, sort_keys=True, default=str))}</pre>"
+    """Nested settings as one table of ``group.field  value`` rows."""
+    rows = [
+        [f"<code>{_e(k)}</code>", _e(json.dumps(v) if not isinstance(v, str) else v)]
+        for k, v in _flatten(obj)
+    ]
+    body = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in rows)
+    return f'<table class="settings">{body}</table>'
 
 
 # ------------------------------------------------------------------ charts (inline SVG)
@@ -388,7 +400,7 @@ def _video_page(
     if conf:
         parts.append(
             "<h2>Confidence per frame</h2>"
-            '<p class="muted">Smoothed probability of the most likely class; dashed: the '
+            '<p class="muted">Smoothed probability of the most likely action (background excluded); dashed: the '
             "threshold an action must clear.</p>"
             f'<div class="curve-wrap">{_confidence_svg(conf, (settings.get("segments") or settings).get("threshold"))}'
             '<div class="playhead"></div></div>'
@@ -455,7 +467,11 @@ def _video_page(
         )
     )
     if model.get("model"):
-        parts.append(_settings_block(model["model"]))
+        parts.append(
+            "<details><summary>model configuration</summary>"
+            + _settings_block(model["model"])
+            + "</details>"
+        )
     parts.append("<h2>Settings</h2>" + _settings_block(settings))
     return "\n".join(parts)
 
@@ -520,7 +536,11 @@ def folder_report(run_dir: str | Path) -> Path:
     if meta:
         body.append("<h2>Run</h2>" + _table(list(meta), [[_e(v) for v in meta.values()]]))
     if header.get("settings"):
-        body.append("<h2>Settings</h2>" + _settings_block(header["settings"]))
+        body.append(
+            '<h2>Settings</h2><p class="muted">As given; <code>null</code>: the checkpoint\'s '
+            "calibrated value or the default (each video's page shows the values used).</p>"
+            + _settings_block(header["settings"])
+        )
     title = f"Annotated videos: {root.resolve().name}"
     return _write(index, _page(title, "\n".join(body), index, root))
 

@@ -69,8 +69,9 @@ def screenshot_report(
             page.evaluate(f"document.getElementById('player').currentTime = {at_s}")
             page.wait_for_function(
                 "(() => { const v = document.getElementById('player');"
-                " return v.readyState >= 2 && !v.seeking; })()"
+                " return v.readyState >= 4 && !v.seeking; })()"
             )
+            page.wait_for_timeout(500)  # the player's loading spinner fades out
         page.screenshot(path=str(out_dir / name), full_page=True)
         page.close()
         shots.append(out_dir / name)

@@ -68,7 +68,9 @@ def train_untrimmed(
         seed: Seed of the data and of training.
         config: The training config (model + data + trainer).
         progress: Show progress bars and per-epoch lines.
-        log: Where step lines go (``print``; ``None``: nowhere).
+        log: Where step lines go (``print``; ``None``: nowhere): one line as each step starts
+            (``"dataset: ..."``, ``"features: ..."``, ``"training: ..."``,
+            ``"calibration: ..."``), indented lines for its results.
 
     Returns:
         Where the calibrated checkpoint and the test videos are.
@@ -87,7 +89,7 @@ def train_untrimmed(
     cfg = yaml.safe_load(Path(config).read_text())
     size = int(cfg["data"]["frame_size"])
     if not (data / "annotations.csv").is_file():
-        say(f"[1/4] writing untrimmed videos to {data}")
+        say(f"dataset: writing untrimmed videos to {data}")
         write_untrimmed_dataset(
             data,
             videos=videos or DEMO_VIDEOS,
@@ -99,20 +101,20 @@ def train_untrimmed(
             overwrite=True,
         )
     else:
-        say(f"[1/4] reusing the untrimmed videos in {data}")
+        say(f"dataset: reusing the untrimmed videos in {data}")
     args = [
         "--config", config,
         "--data.root", str(data),
         "--data.features_dir", str(features),
         "--seed_everything", str(seed),
     ]  # fmt: skip
-    say(f"[2/4] caching backbone features in {features}")
+    say(f"features: caching the frozen backbone's features in {features}")
     extract_for_config(args, progress=progress)
 
     checkpoint = out / "model.ckpt"
     if not checkpoint.is_file():
         epochs = max_epochs or int(cfg["trainer"]["max_epochs"])
-        say(f"[3/4] training actions + background ({epochs} epochs) -> {runs}")
+        say(f"training: actions + background ({epochs} epochs) -> {runs}")
         cli = train_main(
             [
                 "fit",
@@ -121,6 +123,9 @@ def train_untrimmed(
                 str(epochs),
                 "--trainer.enable_progress_bar",
                 "false",
+                "--trainer.enable_model_summary",
+                "false",
+                *(["--trainer.callbacks+=video_lstm.training.progress.EpochLine"] * progress),
             ],
             root_dir=str(runs),
             name="untrimmed",
@@ -128,8 +133,8 @@ def train_untrimmed(
         with atomic_path(checkpoint) as tmp:
             shutil.copyfile(Path(cli.trainer.checkpoint_callback.last_model_path), tmp)
     else:
-        say(f"[3/4] reusing the trained model {checkpoint}")
-    say("[4/4] calibrating the segment rules on the val videos")
+        say(f"training: reusing the trained model {checkpoint}")
+    say("calibration: choosing the segment rules on the val videos")
     calibration = calibrate_checkpoint(
         str(checkpoint),
         root=str(data),
