@@ -72,7 +72,9 @@ def screenshot_report(
                 " return v.readyState >= 4 && !v.seeking; })()"
             )
             page.wait_for_timeout(500)  # the player's loading spinner fades out
-        page.screenshot(path=str(out_dir / name), full_page=True)
+        # The run page whole; the video page's top (player, timeline, curve, segments, clips).
+        page.set_viewport_size({"width": width, "height": 1250})
+        page.screenshot(path=str(out_dir / name), full_page=name == "report_run.png")
         page.close()
         shots.append(out_dir / name)
     return shots
