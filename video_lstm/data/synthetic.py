@@ -665,14 +665,23 @@ def _write_lines(path: Path, lines: Sequence[str]) -> None:
         tmp.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
 
 
-def _run_jobs(fn, jobs: list[tuple], workers: int) -> None:
-    if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            fn(job)
-        return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        # list() re-raises the first worker error here.
-        list(pool.map(fn, jobs, chunksize=max(1, len(jobs) // (8 * workers))))
+def _run_jobs(fn, jobs: list[tuple], workers: int) -> list:
+    """``[fn(job) for job in jobs]`` over ``workers`` processes, with a progress bar."""
+    from tqdm.auto import tqdm
+
+    results = []
+    with tqdm(total=len(jobs), desc="writing videos", unit="video", disable=len(jobs) <= 1) as bar:
+        if workers <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                results.append(fn(job))
+                bar.update()
+            return results
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            # Iterating re-raises the first worker error here.
+            for r in pool.map(fn, jobs, chunksize=max(1, len(jobs) // (8 * workers))):
+                results.append(r)
+                bar.update()
+    return results
 
 
 def write_dataset(
@@ -949,11 +958,7 @@ def write_untrimmed_dataset(
                 )
             )
             names.append((subset, rel))
-    if workers <= 1 or len(jobs) <= 1:
-        results = [_write_untrimmed(job) for job in jobs]
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(_write_untrimmed, jobs))
+    results = _run_jobs(_write_untrimmed, jobs, workers)
 
     rows = ["video,start_s,end_s,label,subset"]
     database = {}

@@ -36,8 +36,10 @@ def predict_videos(
     Returns:
         ``(probs (N, K), labels (N,))`` in dataset order.
     """
+    from tqdm.auto import tqdm
+
     probs, labels = [], []
-    for batch in loader:
+    for batch in tqdm(loader, desc="evaluating", unit="batch"):  # minutes on a large test set
         if "features" in batch:
             x = batch["features"].to(device)  # (B, V, T, ...)
             logits = model.forward_head(adapt_features(x.flatten(0, 1), model.config))
