@@ -1,4 +1,8 @@
-"""Annotate a whole folder: the local engine over ``pipelines.jobs`` (claims, records, manifest).
+"""Annotate a whole folder: the engines over ``pipelines.jobs`` (claims, records, manifest).
+
+``engine="local"`` does the videos in this process; ``engine="ray"`` spreads them over Ray
+actors (``pipelines.ray_engine``). Both call ``pipelines.jobs.process_job`` per video, so they
+write the same files and can share one output folder.
 
 Layout: ``input_dir/a/b/clip.mp4`` -> ``output_dir/a/b/clip.mp4.json``, ``clip.mp4.csv``, ...
 and ``output_dir/a/b/clips/<label>/clip.mp4_<start>-<end>.mp4`` (see ``pipelines.jobs``).
@@ -21,14 +25,12 @@ from pipelines.jobs import (
     DEFAULT_EXTENSIONS,
     VideoJob,
     build_manifest,
-    claim,
     default_owner,
     discover_videos,
-    heartbeat_interval,
     is_complete,
     plan_jobs,
-    read_record,
-    run_job,
+    process_job,
+    resolve_inputs,
     settings_hash,
 )
 from video_lstm.errors import UsageError
@@ -57,6 +59,7 @@ class RunSummary:
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # video -> reason
     elsewhere: list[str] = field(default_factory=list)  # held by another live runner
+    owners: dict[str, str] = field(default_factory=dict)  # video -> who did it (worker@host)
     manifest_error: str | None = None
     dry_run: bool = False
 
@@ -72,6 +75,7 @@ class RunSummary:
             "skipped": self.skipped,
             "failed": self.failed,
             "elsewhere": self.elsewhere,
+            "owners": self.owners,
             "manifest_error": self.manifest_error,
             "dry_run": self.dry_run,
             "exit_code": self.exit_code,
@@ -86,6 +90,12 @@ class RunSummary:
             f"failed: {len(self.failed)}{elsewhere}   manifest: {self.manifest}"
         ]
         lines += [f"  FAILED {video}: {reason}" for video, reason in self.failed.items()]
+        by_owner: dict[str, list[str]] = {}
+        for video, who in self.owners.items():
+            by_owner.setdefault(who, []).append(video)
+        for who, videos in sorted(by_owner.items()):
+            more = f", +{len(videos) - 8} more" if len(videos) > 8 else ""
+            lines.append(f"  {who}: {len(videos)} videos ({', '.join(videos[:8])}{more})")
         if self.manifest_error:
             lines.append(f"  MANIFEST NOT WRITTEN: {self.manifest_error}")
         return "\n".join(lines)
@@ -105,6 +115,10 @@ def run_folder(
     progress: bool = True,
     claim_timeout_s: float = DEFAULT_STALE_AFTER_S,
     owner: str | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    gpus_per_worker: float = 0.0,
 ) -> RunSummary:
     """Annotate every video in a folder (recursively), mirroring the tree under ``output_dir``.
 
@@ -115,7 +129,9 @@ def run_folder(
     per-video records) is rebuilt from the records at the start and the end of each run.
 
     Args:
-        input_dir: Folder with videos.
+        input_dir: Folder with videos, or a list file (``.txt``: one path per line) or a glob
+            pattern (``'videos/**/*.mp4'``); outputs mirror the tree below the folder (below
+            the videos' common folder for a list or a glob).
         checkpoint: Model checkpoint (``.pt`` / ``.ckpt``).
         output_dir: Where outputs go (the input tree is mirrored).
         settings: The annotation settings (:class:`AnnotateSettings`).
@@ -128,6 +144,12 @@ def run_folder(
         claim_timeout_s: A claim whose runner sent no heartbeat for this long is taken over
             (a claim of a dead process on this host is taken over at once).
         owner: This runner's name in claims and records (default ``host:pid``).
+        engine: ``local`` (this process) or ``ray`` (Ray actors on a local Ray or a cluster;
+            ``pip install 'video_lstm[ray]'``). Same outputs, claims, records and manifest.
+        address: Ray cluster to join (``ray`` engine; default: a local Ray sized to the machine).
+        workers: Ray workers (default: one per core, or one per ``gpus_per_worker`` of GPU);
+            ``--threads`` is then per worker.
+        gpus_per_worker: GPUs per Ray worker (``0.5``: two videos in flight on each GPU).
 
     Returns:
         The :class:`RunSummary` (``exit_code`` is 1 when any video failed or the manifest
@@ -144,7 +166,12 @@ def run_folder(
     if limit is not None and limit < 0:
         raise UsageError(f"limit must be >= 0, got {limit}")
     out_root = require_output_dir(output_dir)
-    jobs = plan_jobs(input_dir, out_root, extensions=extensions, recursive=recursive)
+    if engine not in ("local", "ray"):
+        raise UsageError(f"engine must be 'local' or 'ray', got {engine!r}")
+    root, videos = resolve_inputs(
+        input_dir, extensions=extensions, recursive=recursive, exclude=[out_root]
+    )
+    jobs = plan_jobs(root, out_root, videos=videos)
     if not jobs:
         raise UsageError(f"{input_dir}: no video files found (extensions {', '.join(extensions)})")
     if limit is not None:
@@ -163,7 +190,7 @@ def run_folder(
     owner = owner or default_owner()
     started = time.time()
     header = {
-        "input_dir": printable(str(Path(input_dir).resolve())),
+        "input_dir": printable(str(root)),
         "checkpoint": printable(str(Path(checkpoint).resolve())),
         "settings": settings.to_dict(),
         "settings_hash": digest,
@@ -177,58 +204,74 @@ def run_folder(
         except Exception as exc:  # noqa: BLE001 - e.g. a full disk: reported in the summary
             summary.manifest_error = printable(f"{type(exc).__name__}: {exc}")
 
-    # A bad checkpoint is the caller's error, not a per-video one: load it before the loop.
-    predictor = None
-    if todo:
-        apply_threads(settings.runtime.threads)
-        predictor = load_predictor(checkpoint, settings)
-    manifest()
+    def record(video: str, status: str, record: dict[str, Any] | None) -> None:
+        if status == "done":
+            summary.done.append(video)
+        elif status == "skipped":
+            summary.skipped.append(video)
+        elif status == "failed":
+            summary.failed[video] = str((record or {}).get("reason", "failed"))
+        if status in ("done", "failed") and record and record.get("owner"):
+            summary.owners[video] = f"{record['owner']}"
 
-    def attempt(job: VideoJob) -> bool:
-        """Claim and do one video; False when another live runner holds it."""
-        try:
-            held = claim(job, owner, stale_after=claim_timeout_s)
-        except OSError as exc:
-            summary.failed[job.rel] = printable(f"cannot claim: {exc}")
-            return True
-        if held is None:
-            return False
-        try:
-            prior = read_record(job)
-            # Done or failed by another runner since this run started (or at all, on resume):
-            # not done again.
-            recent = (
-                prior is not None
-                and prior.get("settings_hash") == digest
-                and prior.get("finished_ts", 0) >= started
+    if engine == "ray":
+        from pipelines.ray_engine import run_jobs_on_ray
+
+        manifest()
+        result = run_jobs_on_ray(
+            todo,
+            checkpoint,
+            settings,
+            digest,
+            address=address,
+            workers=workers,
+            gpus_per_worker=gpus_per_worker,
+            resume=resume,
+            started=started,
+            stale_after=claim_timeout_s,
+            progress=progress,
+        )
+        for video, rec in result.records.items():
+            record(video, rec["status"], rec)
+        summary.skipped += result.skipped
+        summary.elsewhere += result.elsewhere
+    else:
+        # A bad checkpoint is the caller's error, not a per-video one: load it before the loop.
+        predictor = None
+        if todo:
+            apply_threads(settings.runtime.threads)
+            predictor = load_predictor(checkpoint, settings)
+        manifest()
+
+        def attempt(job: VideoJob) -> bool:
+            """Claim and do one video; False when another live runner holds it."""
+            status, rec = process_job(
+                job,
+                predictor,
+                settings,
+                digest,
+                owner=owner,
+                resume=resume,
+                started=started,
+                stale_after=claim_timeout_s,
+                progress=progress,
             )
-            if (resume or recent) and is_complete(job, digest):
-                summary.skipped.append(job.rel)
-                return True
-            if recent and prior.get("status") == "failed":
-                summary.failed[job.rel] = str(prior.get("reason", "failed"))
-                return True
-            with held.keep_alive(heartbeat_interval(claim_timeout_s)):
-                record = run_job(job, predictor, settings, digest, owner=owner, progress=progress)
-        finally:
-            held.release()
-        if record["status"] == "done":
-            summary.done.append(job.rel)
-        else:
-            summary.failed[job.rel] = record["reason"]
-        return True
+            if status == "elsewhere":
+                return False
+            record(job.rel, status, rec)
+            return True
 
-    bar = tqdm(todo, desc="videos", unit="video", disable=not progress)
-    held_elsewhere = []
-    for job in bar:
-        bar.set_postfix_str(job.rel, refresh=False)
-        if not attempt(job):
-            held_elsewhere.append(job)
-    # The videos other runners held: those whose runner died meanwhile are taken over now;
-    # those still held by live runners are theirs to finish.
-    for job in held_elsewhere:
-        if not attempt(job):
-            summary.elsewhere.append(job.rel)
+        bar = tqdm(todo, desc="videos", unit="video", disable=not progress)
+        held_elsewhere = []
+        for job in bar:
+            bar.set_postfix_str(job.rel, refresh=False)
+            if not attempt(job):
+                held_elsewhere.append(job)
+        # The videos other runners held: those whose runner died meanwhile are taken over now;
+        # those still held by live runners are theirs to finish.
+        for job in held_elsewhere:
+            if not attempt(job):
+                summary.elsewhere.append(job.rel)
     manifest()
     from pipelines.report import write_run_report
 

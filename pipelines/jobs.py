@@ -63,18 +63,19 @@ folder. Discovery skips hidden folders, so no mirrored output lands under ``.vid
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
 import re
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from video_lstm.errors import VideoError
+from video_lstm.errors import UsageError, VideoError
 from video_lstm.inference.settings import AnnotateSettings
 from video_lstm.inference.stages import annotate_with_predictor
 from video_lstm.io.checks import require_dir
@@ -94,9 +95,12 @@ __all__ = [
     "heartbeat_interval",
     "is_complete",
     "plan_jobs",
+    "process_job",
     "read_record",
+    "resolve_inputs",
     "run_job",
     "settings_hash",
+    "write_failed_record",
 ]
 
 DEFAULT_EXTENSIONS = VIDEO_EXTENSIONS  # the one list, shared with the datasets
@@ -150,6 +154,69 @@ def discover_videos(
             if path.is_file():  # follows links; skips broken ones
                 found.append(path)
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+LIST_SUFFIXES = (".txt", ".lst", ".list")
+
+
+def resolve_inputs(
+    spec: str | Path,
+    *,
+    extensions: Sequence[str] = DEFAULT_EXTENSIONS,
+    recursive: bool = True,
+    exclude: Sequence[str | Path] = (),
+) -> tuple[Path, list[Path]]:
+    """The videos a run's input names, and the folder whose tree the outputs mirror.
+
+    Args:
+        spec: A folder (its videos, discovered), a list file (``.txt``, ``.lst``, ``.list``:
+            one path per line, relative to the list's folder; blank lines and ``#`` comments
+            skipped), a glob pattern (``videos/**/*.mp4``; ``**`` descends), or one video.
+        extensions: Video extensions (folder discovery and glob matches).
+        recursive: Discover in sub-folders (folders only).
+        exclude: Folders left out (e.g. the output folder inside the input folder).
+
+    Returns:
+        ``(root, videos)``: the folder itself, else the deepest folder holding every video.
+
+    Raises:
+        UsageError: Nothing by that name, a listed video that does not exist, or no video.
+    """
+    p = Path(spec)
+    if p.is_dir():
+        root = p.resolve()
+        return root, discover_videos(
+            root, extensions=extensions, recursive=recursive, exclude=exclude
+        )
+    exts = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
+    if p.is_file() and p.suffix.lower() in LIST_SUFFIXES:
+        videos = []
+        for n, line in enumerate(
+            p.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+        ):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            v = (p.parent / line).resolve()
+            if not v.is_file():
+                raise UsageError(f"{p}:{n + 1}: {line}: video not found")
+            videos.append(v)
+    elif p.is_file():
+        videos = [p.resolve()]
+    elif any(c in str(spec) for c in "*?["):
+        matches = glob.glob(os.fspath(spec), recursive=True)
+        videos = sorted(
+            Path(m).resolve()
+            for m in matches
+            if Path(m).suffix.lower() in exts and Path(m).is_file()
+        )
+        if not videos:
+            raise UsageError(f"{spec}: no video files match (extensions {', '.join(extensions)})")
+    else:
+        raise UsageError(f"{spec}: input folder not found (nor a list file or a glob pattern)")
+    videos = list(dict.fromkeys(videos))  # a video listed twice is one job
+    root = Path(os.path.commonpath([v.parent for v in videos])) if videos else p.parent.resolve()
+    return root, sorted(videos, key=lambda v: v.relative_to(root).as_posix())
 
 
 @dataclass(frozen=True)
@@ -228,7 +295,13 @@ def heartbeat_interval(stale_after: float) -> float:
     return max(0.2, stale_after / 4)
 
 
-def claim(job: VideoJob, owner: str, *, stale_after: float = DEFAULT_STALE_AFTER_S) -> Claim | None:
+def claim(
+    job: VideoJob,
+    owner: str,
+    *,
+    stale_after: float = DEFAULT_STALE_AFTER_S,
+    dead_owners: Collection[str] = (),
+) -> Claim | None:
     """Claim ``job`` atomically (``video_lstm.io.claims.try_claim`` on its claim file).
 
     Returns:
@@ -238,7 +311,7 @@ def claim(job: VideoJob, owner: str, *, stale_after: float = DEFAULT_STALE_AFTER
     Raises:
         OSError: The claim file could not be written (e.g. a full disk).
     """
-    return try_claim(job.claim_path, owner, stale_after=stale_after)
+    return try_claim(job.claim_path, owner, stale_after=stale_after, dead_owners=dead_owners)
 
 
 def _file_digest(path: Path) -> str:
@@ -312,6 +385,7 @@ def run_job(
     *,
     owner: str | None = None,
     progress: bool = False,
+    on_frames: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Annotate one video end to end and write its record; call it while holding its claim.
 
@@ -327,6 +401,7 @@ def run_job(
         digest: :func:`settings_hash` of ``settings`` and the checkpoint.
         owner: Who did it (default ``host:pid``).
         progress: Show a progress bar over the video's frames.
+        on_frames: Called with the source frames each scored chunk covers (an engine's bar).
 
     Returns:
         The record (as written to ``job.record_path``; when it could not be written,
@@ -344,7 +419,13 @@ def run_job(
     try:
         _clear_previous(job)
         result = annotate_with_predictor(
-            job.video, predictor, job.out_dir, settings, name=job.name, progress=progress
+            job.video,
+            predictor,
+            job.out_dir,
+            settings,
+            name=job.name,
+            progress=progress,
+            on_frames=on_frames,
         )
     except VideoError as exc:
         record.update(status="failed", reason=printable(exc.reason))
@@ -372,6 +453,101 @@ def run_job(
         why = printable(f"record not written: {exc}")
         failed = record.get("status") == "failed"
         record.update(status="failed", reason=f"{record['reason']}; {why}" if failed else why)
+    return record
+
+
+def process_job(
+    job: VideoJob,
+    predictor: Any,
+    settings: AnnotateSettings,
+    digest: str,
+    *,
+    owner: str,
+    resume: bool = True,
+    started: float = 0.0,
+    stale_after: float = DEFAULT_STALE_AFTER_S,
+    dead_owners: Collection[str] = (),
+    progress: bool = False,
+    on_frames: Callable[[int], None] | None = None,
+) -> tuple[str, dict[str, Any] | None]:
+    """Claim ``job``, do it unless it is done, give the claim back: what every engine calls.
+
+    Args:
+        job: The video.
+        predictor: A loaded ``Predictor``.
+        settings: The annotation settings.
+        digest: :func:`settings_hash` of ``settings`` and the checkpoint.
+        owner: This runner's name in the claim and the record.
+        resume: Skip the video when it is complete.
+        started: When the run started (``time.time()``): a record another runner finished
+            since then (done or failed) is taken as this run's result, not redone.
+        stale_after: Claim timeout.
+        dead_owners: Runners known to be dead (an engine lost them): their claims on ``job``
+            are taken over at once.
+        progress: Show a progress bar over the video's frames.
+        on_frames: Called with the source frames each scored chunk covers.
+
+    Returns:
+        ``("elsewhere", None)`` when another live runner holds the video; ``("skipped",
+        record)`` when it is complete; else ``(status, record)`` of the record now on disk
+        (``"done"`` or ``"failed"``).
+
+        A claim that cannot be written (e.g. a full disk) is ``("failed", record)``, the record
+        not written.
+    """
+    try:
+        held = claim(job, owner, stale_after=stale_after, dead_owners=dead_owners)
+    except OSError as exc:
+        reason = printable(f"cannot claim: {exc}")
+        return "failed", {"video": job.rel, "status": "failed", "reason": reason}
+    if held is None:
+        return "elsewhere", None
+    try:
+        prior = read_record(job)
+        recent = (
+            prior is not None
+            and prior.get("settings_hash") == digest
+            and prior.get("finished_ts", 0) >= started
+        )
+        if (resume or recent) and is_complete(job, digest):
+            return "skipped", prior
+        if recent and prior.get("status") == "failed":
+            return "failed", prior
+        with held.keep_alive(heartbeat_interval(stale_after)):
+            record = run_job(
+                job,
+                predictor,
+                settings,
+                digest,
+                owner=owner,
+                progress=progress,
+                on_frames=on_frames,
+            )
+    finally:
+        held.release()
+    return record["status"], record
+
+
+def write_failed_record(
+    job: VideoJob, digest: str, reason: str, *, owner: str | None = None
+) -> dict[str, Any]:
+    """Record ``job`` as failed without running it (an engine gave up on it, e.g. its workers
+    kept dying); returns the record."""
+    record = {
+        "video": job.rel,
+        "settings_hash": digest,
+        "owner": owner or default_owner(),
+        "host": HOST,
+        "pid": os.getpid(),
+        "status": "failed",
+        "reason": printable(reason),
+        "finished": _now(),
+        "finished_ts": time.time(),
+    }
+    try:
+        write_json(job.record_path, record)
+    except Exception as exc:  # noqa: BLE001
+        record["reason"] += printable(f" (record not written: {exc})")
     return record
 
 

@@ -217,3 +217,31 @@ def test_redoing_a_video_removes_its_old_clips(folder, checkpoint, tmp_path):
         (out / "clips" / "sit" / name).write_bytes(b"another video's clip")
     _run(folder, checkpoint, out, **{**kwargs, "outputs": ["json"]})
     assert sorted(p.name for p in (out / "clips").rglob("*.mp4")) == sorted(others)
+
+
+def test_inputs_folder_list_file_or_glob(tmp_path):
+    """``run`` takes a folder, a list file (paths relative to it, comments and blank lines
+    skipped) or a glob; outputs mirror the tree below the videos' common folder."""
+    for rel in ("in/a.mp4", "in/sub/b.mp4", "in/sub/c.avi", "in/notes.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"0")
+    ckpt = tmp_path / "m.pt"
+    ckpt.write_bytes(b"PK\x03\x04 weights")  # a dry run checks and hashes it, never loads it
+    listing = tmp_path / "videos.txt"
+    listing.write_text("in/a.mp4\n# a comment\n\nin/sub/b.mp4\nin/a.mp4\n")
+
+    def would_do(spec) -> list[str]:
+        return _run(spec, ckpt, tmp_path / "out", dry_run=True).done
+
+    assert would_do(tmp_path / "in") == ["a.mp4", "sub/b.mp4", "sub/c.avi"]
+    assert would_do(listing) == ["a.mp4", "sub/b.mp4"]  # listed twice: one job
+    assert would_do(f"{tmp_path}/in/**/*.mp4") == ["a.mp4", "sub/b.mp4"]
+    assert would_do(f"{tmp_path}/in/sub/*") == ["b.mp4", "c.avi"]  # mirrored below in/sub
+    assert would_do(tmp_path / "in" / "sub" / "b.mp4") == ["b.mp4"]
+    listing.write_text("in/a.mp4\nin/nope.mp4\n")
+    with pytest.raises(UsageError, match=r"videos.txt:2: in/nope.mp4: video not found"):
+        would_do(listing)
+    with pytest.raises(UsageError, match="no video files match"):
+        would_do(f"{tmp_path}/in/*.mkv")
+    with pytest.raises(UsageError, match="input folder not found"):
+        would_do(tmp_path / "missing")

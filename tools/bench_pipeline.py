@@ -18,7 +18,10 @@ frames per second of:
 then a folder of ``--runner-videos`` short videos annotated by ``video-lstm run``: one runner
 with all ``--threads``, against 2 concurrent runners on the same folder with 1 thread each
 (total throughput, and from the per-video records: no video done twice), and finally peak RSS
-of ``annotate_video`` in fresh subprocesses for a short and a long video.
+of ``annotate_video`` in fresh subprocesses for a short and a long video, and the engine row:
+``run --engine ray`` with 2 single-thread workers against ``--engine local`` (one process,
+``--threads``) over ``--engine-videos`` short videos, outputs compared (``--engine-only`` runs
+just this row).
 
     python tools/bench_pipeline.py                       # 60 s video, 10 min for peak memory
     python tools/bench_pipeline.py --seconds 20 --long-minutes 2 --repeats 1   # quick look
@@ -30,6 +33,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -189,6 +193,71 @@ def rss_child(video: str, checkpoint: str, out: str) -> None:
     )
 
 
+def _segments(out: Path) -> dict[str, object]:
+    """Every result JSON's segments under ``out``, by relative path."""
+    return {
+        p.relative_to(out).as_posix(): json.loads(p.read_text())["segments"]
+        for p in sorted(out.rglob("*.json"))
+        if ".video_lstm" not in p.parts and p.name != "manifest.json"
+    }
+
+
+def engine_row(work: Path, ckpt: Path, *, videos: int, seconds: float, threads: int) -> None:
+    """``--engine ray`` (2 workers x 1 thread) against ``--engine local`` (1 process x
+    ``threads``) on the same folder, in this run: wall time, frames/s, Ray's start-up apart."""
+    import shutil
+
+    try:
+        import ray
+    except ImportError:
+        print("\nengine row skipped: pip install 'video_lstm[ray]'")
+        return
+    from pipelines.batch import run_folder
+
+    folder, fps = work / "engine_videos", 30
+    for i in range(videos):
+        if not (folder / f"v{i:02d}.mp4").exists():
+            make_video(folder / f"v{i:02d}.mp4", seconds, fps=fps)
+    frames = videos * round(seconds * fps)
+
+    def run(engine: str, **kw: object) -> float:
+        out = work / f"engine_{engine}"
+        shutil.rmtree(out, ignore_errors=True)
+        per_worker = threads if engine == "local" else 1
+        settings = AnnotateSettings.from_flat(outputs=E2E_OUTPUTS, device="cpu", threads=per_worker)
+        t0 = time.perf_counter()
+        summary = run_folder(
+            str(folder), str(ckpt), str(out), settings, progress=False, engine=engine, **kw
+        )
+        assert len(summary.done) == videos, summary.format()
+        return time.perf_counter() - t0
+
+    t_local = run("local")
+    t0 = time.perf_counter()
+    ray.init(num_cpus=threads, include_dashboard=False, configure_logging=False)
+    t_init = time.perf_counter() - t0
+    try:
+        t_ray = run("ray", workers=2)
+    finally:
+        ray.shutdown()
+    same = _segments(work / "engine_local") == _segments(work / "engine_ray")
+    print(
+        f"\nengines: {videos} videos x {seconds:g} s ({frames} frames), {E2E_OUTPUTS}; "
+        f"1-min load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
+    print(f"{'engine':<34}{'wall s':>10}{'frames/s':>10}{'x real time':>13}")
+    rows = [
+        (f"local (1 process x {threads} threads)", t_local),
+        ("ray (2 workers x 1 thread)", t_ray),
+        ("ray incl. starting a local Ray", t_ray + t_init),
+    ]
+    for name, t in rows:
+        print(f"{name:<34}{t:>10.1f}{frames / t:>10.1f}{frames / t / fps:>13.1f}")
+    print(f"  ray / local throughput = {t_local / t_ray:.2f}  (target >= 0.85; Ray already up)")
+    print(f"  with ray.init ({t_init:.1f} s) = {t_local / (t_ray + t_init):.2f}")
+    print(f"  outputs identical (segments of every video): {same}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -207,6 +276,9 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--device", default="cpu", help="cpu or cuda (the GPU path: autocast, NVENC)")
     ap.add_argument("--height", type=int, default=360, help="main video height (16:9)")
+    ap.add_argument("--engine-videos", type=int, default=20, help="engine row (0 = skip)")
+    ap.add_argument("--engine-seconds", type=float, default=10.0, help="length of each")
+    ap.add_argument("--engine-only", action="store_true", help="run only the engine row")
     ap.add_argument(
         "--runner-videos",
         type=int,
@@ -235,6 +307,11 @@ def main() -> None:
     ckpt = make_checkpoint(
         work / "model.pt", clip_len=args.clip_len, frame_interval=args.frame_interval
     )
+    if args.engine_only:
+        engine_row(
+            work, ckpt, videos=args.engine_videos, seconds=args.engine_seconds, threads=args.threads
+        )
+        return
     pred = Predictor.from_checkpoint(ckpt, device=args.device)
     codec = h264_encoder("auto", str(pred.device))  # NVENC on a GPU where it opens
     meta = pred.meta
@@ -414,6 +491,10 @@ def main() -> None:
             print(
                 f"{v.name:<34}{res['frames']:>10}{res['peak_rss_mib']:>10.0f}{res['frames'] / res['s']:>10.1f}"
             )
+    if args.engine_videos > 0:
+        engine_row(
+            work, ckpt, videos=args.engine_videos, seconds=args.engine_seconds, threads=args.threads
+        )
     print(f"\nfiles in {work}")
 
 

@@ -17,10 +17,12 @@ __all__ = ["import_ray", "ray_session"]
 
 def import_ray() -> Any:
     """The ``ray`` module, or one clear error saying what to install."""
+    from video_lstm.errors import UsageError
+
     try:
         import ray
     except ImportError as exc:  # pragma: no cover - the dev extra installs it
-        raise ImportError(
+        raise UsageError(
             "the Ray engine needs Ray: pip install 'video_lstm[ray]'  (ray[tune] >= 2.58)"
         ) from exc
     return ray

@@ -17,6 +17,7 @@ loads the model, runs these). torch is imported only when a model runs.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,8 +84,12 @@ def score(
     *,
     name: str = "",
     progress: bool = False,
+    on_frames: Callable[[int], None] | None = None,
 ) -> tuple[WindowScores, int, float]:
     """Stage 1: window scores of ``video`` (decoded at the model's size and sampling rate).
+
+    ``on_frames`` is called with the source frames each scored chunk covers (an engine's
+    progress over many videos and workers).
 
     Returns:
         ``(windows, num_frames, fps)`` of the source.
@@ -114,9 +119,15 @@ def score(
                 stride=settings.windows.stride,
                 chunk_size=settings.runtime.chunk_size,
                 prefetch=settings.runtime.prefetch,  # None: score_video picks by device
-                on_frames=lambda n: bar.update(min(n, bar.total - bar.n)),
+                on_frames=lambda n: _count(bar, n, on_frames),
             )
         return windows, reader.num_frames, reader.fps
+
+
+def _count(bar: Any, n: int, on_frames: Callable[[int], None] | None) -> None:
+    bar.update(min(n, bar.total - bar.n))
+    if on_frames is not None:
+        on_frames(n)
 
 
 def segment(
@@ -167,9 +178,10 @@ def annotate_with_predictor(
     *,
     name: str | None = None,
     progress: bool = False,
+    on_frames: Callable[[int], None] | None = None,
 ) -> AnnotationResult:
     """:func:`annotate_video` with a loaded :class:`Predictor` (the batch runner loads the
-    model once for many videos)."""
+    model once for many videos); ``on_frames`` as in :func:`score`."""
     import torch
 
     from video_lstm.inference.scoring import pass_backends
@@ -181,7 +193,9 @@ def annotate_with_predictor(
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    windows, num_frames, fps = score(video, predictor, settings, name=name, progress=progress)
+    windows, num_frames, fps = score(
+        video, predictor, settings, name=name, progress=progress, on_frames=on_frames
+    )
     timings["score"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     names = list(predictor.class_names)

@@ -33,7 +33,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -140,12 +140,19 @@ def _pid_alive(pid: int) -> bool:
 
 
 def is_stale(
-    info: dict[str, Any], path: str | Path, stale_after: float, now: float | None = None
+    info: dict[str, Any],
+    path: str | Path,
+    stale_after: float,
+    now: float | None = None,
+    dead_owners: Collection[str] = (),
 ) -> bool:
     """Whether a claim (``read_claim``'s dict) may be taken over; see the module docstring.
 
-    An unreadable claim (``{}``) counts from its file's modification time.
+    An unreadable claim (``{}``) counts from its file's modification time; a claim whose owner
+    is in ``dead_owners`` (a runner its engine saw die, on any host) is stale at once.
     """
+    if info.get("owner") in dead_owners:
+        return True
     now = time.time() if now is None else now
     beat = info.get("heartbeat")
     if not isinstance(beat, (int, float)):
@@ -177,7 +184,11 @@ def _create(path: Path, owner: str, taken_over: dict[str, Any] | None = None) ->
 
 
 def try_claim(
-    path: str | Path, owner: str, *, stale_after: float = DEFAULT_STALE_AFTER_S
+    path: str | Path,
+    owner: str,
+    *,
+    stale_after: float = DEFAULT_STALE_AFTER_S,
+    dead_owners: Collection[str] = (),
 ) -> Claim | None:
     """Claim the work that ``path`` stands for, atomically.
 
@@ -185,6 +196,7 @@ def try_claim(
         path: The claim file (its folder is created).
         owner: Who works on it (shown to other runners and in records), e.g. ``host:pid``.
         stale_after: Seconds without a heartbeat after which a claim is taken over.
+        dead_owners: Owners known to be dead: their claims are taken over at once.
 
     Returns:
         The :class:`Claim`, or ``None`` when another live runner holds it.
@@ -200,12 +212,18 @@ def try_claim(
     seen = read_claim(path)
     if seen is None:  # released meanwhile: try once more
         return _create(path, owner)
-    if not is_stale(seen, path, stale_after):
+    if not is_stale(seen, path, stale_after, dead_owners=dead_owners):
         return None
-    return _take_over(path, seen, owner, stale_after)
+    return _take_over(path, seen, owner, stale_after, dead_owners)
 
 
-def _take_over(path: Path, seen: dict[str, Any], owner: str, stale_after: float) -> Claim | None:
+def _take_over(
+    path: Path,
+    seen: dict[str, Any],
+    owner: str,
+    stale_after: float,
+    dead_owners: Collection[str] = (),
+) -> Claim | None:
     guard = path.with_name(path.name + ".takeover")
     try:
         os.close(os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
@@ -220,7 +238,9 @@ def _take_over(path: Path, seen: dict[str, Any], owner: str, stale_after: float)
         current = read_claim(path)
         if current is None:
             return _create(path, owner, taken_over=seen)
-        if current.get("token") != seen.get("token") or not is_stale(current, path, stale_after):
+        if current.get("token") != seen.get("token") or not is_stale(
+            current, path, stale_after, dead_owners=dead_owners
+        ):
             return None  # refreshed or replaced since we looked
         os.unlink(path)
         return _create(path, owner, taken_over=seen)
