@@ -223,6 +223,7 @@ VALID = (
     "mpeg4_asp_bframes.avi",  # MPEG-4 ASP with 2 B-frames in AVI (the classic DivX/Xvid clip)
     "h264_bframes.avi",  # H.264 with B-frames in AVI
     "mpeg4_odd_size.avi",  # 97 x 63, MPEG-4 ASP with B-frames
+    "dropped_frames.avi",  # a capture that dropped frames: timestamp gaps, header counts them
     "cut_editlist.mp4",  # ffmpeg -ss 1.1 -i in.mp4 -c copy out.mp4 (edit list discards packets)
     "phone_editlist.mp4",  # H.264 + AAC, cut by one frame: edit list discards one packet
     "negative_start.mp4",  # a stream-copy cut without edit list: first pts negative
@@ -278,6 +279,10 @@ def build_corpus(root: Path) -> dict[str, Path]:
         "3",
         o["mpeg4_odd_size.avi"],
     )
+    ffmpeg(
+        "-i", s, "-vf", "setpts=(N+floor(N/10))/25/TB", "-fps_mode", "passthrough",
+        "-enc_time_base", "1/25", "-c:v", "mpeg4", "-q:v", "3", o["dropped_frames.avi"],
+    )  # fmt: skip
     # An H.264 master with audio and B-frames, GOP 30: cut it the ways people do.
     master = root / "master_h264.mp4"
     ffmpeg(
