@@ -59,23 +59,50 @@ def test_nvenc_writes_a_video_that_decodes_back(tmp_path):
 @pytest.mark.gpu
 @needs_cuda
 def test_cuda_annotation_matches_cpu_within_tolerance(tmp_path):
-    """Autocast (bf16/fp16) on CUDA against fp32 on CPU: window probabilities within
-    half-precision tolerance, and the same label on every frame that is not a near tie."""
+    """Autocast (bf16/fp16) on CUDA, with CPU decode and with NVDEC, against fp32 on CPU:
+    window probabilities within half-precision tolerance, and the same label on every frame
+    that is not a near tie."""
     ckpt = make_checkpoint(tmp_path / "m.pt")
     video = write_video(tmp_path / "v.mp4", 90)
     results = {}
-    for device in ("cpu", "cuda"):
+    for key, device, hwaccel in (
+        ("cpu", "cpu", None),
+        ("cuda", "cuda", None),
+        ("nvdec", "cuda", "cuda"),
+    ):
         settings = AnnotateSettings.from_flat(
-            outputs=["json"], device=device, threshold=0.0, save_window_scores=True
+            outputs=["json"], device=device, threshold=0.0, save_window_scores=True, hwaccel=hwaccel
         )
-        results[device] = annotate_video(
-            str(video), str(ckpt), str(tmp_path / device), settings, progress=False
+        results[key] = annotate_video(
+            str(video), str(ckpt), str(tmp_path / key), settings, progress=False
         )
-    cpu, gpu = results["cpu"], results["cuda"]
-    np.testing.assert_allclose(gpu.windows.probs, cpu.windows.probs, atol=2e-2)
+    cpu = results["cpu"]
+    for gpu in (results["cuda"], results["nvdec"]):
+        np.testing.assert_allclose(gpu.windows.probs, cpu.windows.probs, atol=2e-2)
     top2 = np.sort(cpu.frame_probs, axis=1)[:, -2:]
     clear = top2[:, 1] - top2[:, 0] > 0.05
     assert clear.any()
-    np.testing.assert_array_equal(
-        gpu.frame_probs.argmax(1)[clear], cpu.frame_probs.argmax(1)[clear]
-    )
+    for gpu in (results["cuda"], results["nvdec"]):
+        np.testing.assert_array_equal(
+            gpu.frame_probs.argmax(1)[clear], cpu.frame_probs.argmax(1)[clear]
+        )
+
+
+def test_hwaccel_decode_gives_the_cpu_frames(tmp_path):
+    """``hwaccel="cuda"`` decodes with NVDEC where it opens, else falls back to CPU decode:
+    here (no GPU) the very same frames; on a GPU, within 2 levels on average (NV12 download)."""
+    video = write_video(tmp_path / "v.mp4", 40, width=96, height=64)
+    with open_video(video, backend="pyav") as r:
+        cpu = r.get_frames(np.arange(40))
+    with open_video(video, hwaccel="cuda") as r:
+        assert r.backend == "pyav"
+        got = r.get_frames(np.arange(40))
+        streamed = np.concatenate([c for _, c in r.iter_chunks(16)])
+        used = r.hwaccel
+    if used is None:
+        np.testing.assert_array_equal(got, cpu)
+    else:
+        assert used == "cuda" and np.abs(got.astype(int) - cpu).mean() < 2
+    np.testing.assert_array_equal(streamed, got)
+    with pytest.raises(ValueError, match="hwaccel must be"):
+        RuntimeOptions(hwaccel="vaapi")

@@ -337,6 +337,11 @@ def main() -> None:
             for _ in r.iter_chunks(64, step=interval):
                 pass
 
+    def decode_nvdec() -> None:  # model input through PyAV on NVDEC (CPU if it does not open)
+        with open_video(video, size=size, hwaccel="cuda") as r:
+            for _ in r.iter_chunks(64, step=interval):
+                pass
+
     def decode_full() -> None:  # the writer pass: PyAV, the decoder's yuv420p planes
         with open_video(video, backend="pyav", num_threads=args.threads) as r:
             for _ in r.iter_chunks(64, pixel_format="yuv420p"):
@@ -393,10 +398,12 @@ def main() -> None:
             "heads": heads,
             "e2e": e2e,
             "other decoder": lambda: decode_model_input(other),
+            **({"nvdec": decode_nvdec} if pred.device.type == "cuda" else {}),
         },
         args.repeats,
     )
     t_heads, t_e2e, t_other = t.pop("heads"), t.pop("e2e"), t.pop("other decoder")
+    t_nvdec = t.pop("nvdec", None)
     rate = {k: n / v for k, v in t.items()}
     bound = 1 / sum(1 / r for r in rate.values())
     bound_heads = 1 / (1 / bound + t_heads / n)
@@ -418,6 +425,10 @@ def main() -> None:
     print(
         f"{'  decode with ' + other + ' (not in bound)':<34}{n / t_other:>10.1f}{n / t_other / fps:>13.1f}"
     )
+    if t_nvdec is not None:
+        print(
+            f"{'  decode with NVDEC (not in bound)':<34}{n / t_nvdec:>10.1f}{n / t_nvdec / fps:>13.1f}"
+        )
     print(f"{'serial bound 1/sum(1/x)':<34}{bound:>10.1f}{bound / fps:>13.1f}")
     print(f"{'window heads (' + str(num_windows) + ' windows)':<34}{n / t_heads:>10.1f}")
     print(f"{'serial bound with the heads':<34}{bound_heads:>10.1f}{bound_heads / fps:>13.1f}")

@@ -133,6 +133,9 @@ class RuntimeOptions:
             first pass on 2 cores: 2.7 s with the worker against 2.3 s inline).
         encoder: H.264 encoder of annotated videos and clips: ``auto`` (NVENC on a CUDA run
             where it opens, else x264), ``libx264``, ``h264_nvenc``.
+        hwaccel: ``cuda``: on a CUDA run, decode both passes with NVDEC through PyAV where it
+            opens (CPU decode threads otherwise). Off by default: not yet measured against
+            CPU decode feeding the GPU.
     """
 
     device: str = "auto"
@@ -144,8 +147,11 @@ class RuntimeOptions:
     window_batch: int | None = None
     prefetch: int | None = None
     encoder: str = "auto"
+    hwaccel: str | None = None
 
     def __post_init__(self) -> None:
+        if self.hwaccel not in (None, "cuda"):
+            raise ValueError(f"hwaccel must be None or 'cuda', got {self.hwaccel!r}")
         if self.encoder not in ("auto", "libx264", "h264_nvenc"):
             raise ValueError(f"encoder must be auto, libx264 or h264_nvenc, got {self.encoder!r}")
         for name in ("threads", "chunk_size", "frame_batch", "window_batch"):

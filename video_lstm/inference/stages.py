@@ -109,6 +109,7 @@ def score(
         size=decode_size,
         num_threads=threads,
         on_error=settings.on_error,
+        hwaccel=_hwaccel(settings, predictor),
     ) as reader:
         with tqdm(
             total=reader.num_frames, desc=name, unit="frame", leave=False, disable=not progress
@@ -122,6 +123,11 @@ def score(
                 on_frames=lambda n: _count(bar, n, on_frames),
             )
         return windows, reader.num_frames, reader.fps
+
+
+def _hwaccel(settings: AnnotateSettings, predictor: Predictor) -> str | None:
+    """NVDEC decode only when asked for and the run is on CUDA (see ``RuntimeOptions``)."""
+    return settings.runtime.hwaccel if predictor.device.type == "cuda" else None
 
 
 def _count(bar: Any, n: int, on_frames: Callable[[int], None] | None) -> None:
@@ -221,7 +227,11 @@ def annotate_with_predictor(
     _, writer_backend = pass_backends(settings.runtime.backend, predictor.device)
     threads = resolved["runtime"]["threads"]  # the decoder gets the same cores as torch
     with open_video(
-        video, backend=writer_backend, num_threads=threads, on_error=settings.on_error
+        video,
+        backend=writer_backend,
+        num_threads=threads,
+        on_error=settings.on_error,
+        hwaccel=_hwaccel(settings, predictor),
     ) as full:
         result = AnnotationResult(
             video=str(video),

@@ -442,8 +442,17 @@ def _rotate_i420(planes: np.ndarray, width: int, height: int, rotation: int) -> 
 class _PyAVSource:
     """Frame-exact PyAV decoding (see the module docstring)."""
 
-    def __init__(self, path: Path, probe: _Probe, width: int, height: int, threads: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        probe: _Probe,
+        width: int,
+        height: int,
+        threads: int,
+        hwaccel: str | None = None,
+    ) -> None:
         self.path = path
+        self.hwaccel = hwaccel  # "cuda": NVDEC where it opens; None after a fallback
         self.probe = probe
         self.width, self.height = width, height  # displayed, after resize
         turned = probe.rotation in (90, 270)
@@ -473,7 +482,7 @@ class _PyAVSource:
         if self.container is not None:
             self.container.close()
         try:
-            self.container = av.open(str(self.path))
+            self.container = self._open_container()
         except av.error.FFmpegError as exc:
             raise CorruptVideoError(
                 self.path, f"PyAV cannot open it: {_clean_message(exc)}"
@@ -486,6 +495,20 @@ class _PyAVSource:
         self.stream.thread_type = "SLICE" if careful else "AUTO"
         self.stream.codec_context.thread_count = self.threads
         self.stream.codec_context.copy_opaque = True
+
+    def _open_container(self) -> Any:
+        """The container, decoding on ``self.hwaccel`` (NVDEC for ``"cuda"``) where that opens;
+        frames come back in system memory, so everything after the decoder is unchanged. A
+        device that does not open (no GPU, no driver, an FFmpeg without it) means CPU decode."""
+        if self.hwaccel:
+            from av.codec.hwaccel import HWAccel
+
+            try:
+                accel = HWAccel(device_type=self.hwaccel, allow_software_fallback=True)
+                return av.open(str(self.path), hwaccel=accel)
+            except (av.error.FFmpegError, OSError, ValueError):
+                self.hwaccel = None
+        return av.open(str(self.path))
 
     def _packet_key(self, packet: av.Packet) -> int | None:
         field_ = self.probe.key_field
@@ -775,6 +798,7 @@ class VideoReader:
         size: int | tuple[int, int] | None = None,
         num_threads: int = 0,
         on_error: str = "skip",
+        hwaccel: str | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -784,6 +808,7 @@ class VideoReader:
         self.on_error = on_error
         self._requested = backend
         self._threads = num_threads
+        self._hwaccel = hwaccel
         probe = _probe(self.path)
         self._probe = probe
         self.width, self.height = output_size(probe.width, probe.height, size)
@@ -795,7 +820,7 @@ class VideoReader:
         if backend == "decord" and refusal:
             raise BackendUnavailableError(self.path, f"{refusal}; use backend='auto' or 'pyav'")
         vr = None
-        if backend == "decord" or (backend == "auto" and not refusal):
+        if backend == "decord" or (backend == "auto" and not refusal and not hwaccel):
             vr = self._try_decord()
         if vr is not None:
             self.backend = "decord"
@@ -843,7 +868,9 @@ class VideoReader:
         if self._source is not None:
             self._source.close()
         self.backend = "pyav"
-        self._source = _PyAVSource(self.path, self._probe, self.width, self.height, self._threads)
+        self._source = _PyAVSource(
+            self.path, self._probe, self.width, self.height, self._threads, self._hwaccel
+        )
         if self._probe.index is None:
             self._source.measure()
 
@@ -882,6 +909,11 @@ class VideoReader:
     def num_frames(self) -> int:
         index = self._probe.index
         return len(index) if index is not None else self._probe.packets
+
+    @property
+    def hwaccel(self) -> str | None:
+        """The device decoding (``"cuda"``: NVDEC), or ``None`` for CPU decode."""
+        return getattr(self._source, "hwaccel", None)
 
     @property
     def _expected(self) -> int:
@@ -1109,6 +1141,7 @@ def open_video(
     size: int | tuple[int, int] | None = None,
     num_threads: int = 0,
     on_error: str = "skip",
+    hwaccel: str | None = None,
 ) -> VideoReader:
     """Open a video for frame-exact random access and streaming.
 
@@ -1123,6 +1156,8 @@ def open_video(
         on_error: Damaged streams: ``"skip"`` keeps the frames FFmpeg decodes (``frames_lost``
             says how many are missing), ``"raise"`` refuses the file with
             ``CorruptVideoError``.
+        hwaccel: Decode on this device through PyAV (``"cuda"``: NVDEC), where it opens; CPU
+            decode otherwise (``reader.hwaccel`` says which). Implies PyAV with ``"auto"``.
 
     Returns:
         An open :class:`VideoReader`.
@@ -1131,4 +1166,11 @@ def open_video(
         VideoNotFoundError, EmptyVideoError, NotAVideoError, NoVideoStreamError,
         CorruptVideoError, BackendUnavailableError: what is wrong with which file.
     """
-    return VideoReader(path, backend=backend, size=size, num_threads=num_threads, on_error=on_error)
+    return VideoReader(
+        path,
+        backend=backend,
+        size=size,
+        num_threads=num_threads,
+        on_error=on_error,
+        hwaccel=hwaccel,
+    )
