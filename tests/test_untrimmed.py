@@ -580,7 +580,7 @@ def test_untrimmed_end_to_end_cli(tmp_path, capsys):
     data = tmp_path / "data"
     assert cli(["make-untrimmed", "--out", str(data), "--train", "6", "--val", "2", "--test", "2",
                 "--classes", "grow", "shrink", "--actions", "1-2", "--frames", "16-20",
-                "--gap-frames", "8-12", "--size", "64", "--workers", "1"]) == 0  # fmt: skip
+                "--gap_frames", "8-12", "--size", "64", "--workers", "1"]) == 0  # fmt: skip
     cfg = {
         "model": {"model_name": "video_lstm_compact",
                   "model_args": {"frame_size": 64, "hidden_sizes": [8]}, "lr": 0.01},
@@ -592,7 +592,10 @@ def test_untrimmed_end_to_end_cli(tmp_path, capsys):
         "trainer": {"accelerator": "cpu", "max_epochs": 2, "enable_progress_bar": False},
     }  # fmt: skip
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
-    assert cli(["extract-features", "--config", str(tmp_path / "cfg.yaml"), "--no-progress"]) == 0
+    assert (
+        cli(["extract-features", "--config", str(tmp_path / "cfg.yaml"), "--progress", "false"])
+        == 0
+    )
     assert {p.name for p in (tmp_path / "features").iterdir()} == {"train", "test", "val"}
     from video_lstm.training.cli import main as train_main
 

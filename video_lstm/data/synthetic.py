@@ -1088,10 +1088,11 @@ def main_untrimmed(argv: list[str] | None = None) -> None:
     p.add_argument("--test", type=int, default=6, help="test videos")
     p.add_argument("--classes", nargs="+", default=list(ACTIONS), choices=ACTIONS)
     p.add_argument(
-        "--actions", type=_range, default=(3, 5), help="actions per video: N or LOW-HIGH"
+        "--actions", type=_range, default=(1, 2), help="actions per train video: N or LOW-HIGH"
     )
-    p.add_argument("--frames", type=_range, default=(32, 56), help="frames per action")
-    p.add_argument("--gap_frames", type=_range, default=(16, 40), help="frames per idle stretch")
+    p.add_argument("--eval_actions", type=_range, default=(4, 6), help="actions per val/test video")
+    p.add_argument("--frames", type=_range, default=(32, 48), help="frames per action")
+    p.add_argument("--gap_frames", type=_range, default=(12, 28), help="frames per idle stretch")
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=None)
