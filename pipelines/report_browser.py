@@ -47,7 +47,8 @@ def screenshot_report(
     browser: Any, run_dir: str | Path, out_dir: str | Path, *, at_s: float = 1.0, width: int = 1100
 ) -> list[Path]:
     """PNGs of a folder run's index (``report_run.png``) and its first video page
-    (``report_video.png``, the player at ``at_s`` seconds).
+    (``report_video.png``, the player half a second into the first segment, else at
+    ``at_s`` seconds).
 
     Returns:
         The two paths.
@@ -66,7 +67,9 @@ def screenshot_report(
         page.goto(page_path.resolve().as_uri())
         page.wait_for_load_state("load")
         if page.query_selector("#player"):
-            page.evaluate(f"document.getElementById('player').currentTime = {at_s}")
+            first = page.query_selector(".timeline .seg")
+            t = at_s if first is None else float(first.get_attribute("data-seek")) + 0.5
+            page.evaluate(f"document.getElementById('player').currentTime = {t}")
             page.wait_for_function(
                 "(() => { const v = document.getElementById('player');"
                 " return v.readyState >= 4 && !v.seeking; })()"
