@@ -567,11 +567,29 @@ def _metrics_curves(metrics_csv: Path) -> dict[str, list[tuple[float, float]]]:
     return {k: sorted(v.items()) for k, v in series.items()}
 
 
+def _per_class_rows(doc: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+    """``per_class`` as ``{name: {...}}`` (trimmed evaluate) or ``[{"class": name, ...}]``."""
+    per_class = doc.get("per_class")
+    if isinstance(per_class, dict):
+        return list(per_class), [
+            v if isinstance(v, dict) else {"value": v} for v in per_class.values()
+        ]
+    if isinstance(per_class, list) and all(isinstance(r, dict) for r in per_class):
+        return [str(r.get("class", "")) for r in per_class], [
+            {k: v for k, v in r.items() if k != "class"} for r in per_class
+        ]
+    return [], []
+
+
+def _fmt_cell(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else _e(v)
+
+
 def _confusion_section(folder: Path) -> str:
     for name in ("confusion.json", "metrics.json"):
         doc = _read_json(folder / name)
         if isinstance(doc, dict) and doc.get("confusion"):
-            names = doc.get("class_names") or [r.get("class") for r in doc.get("per_class", [])]
+            names = doc.get("class_names") or _per_class_rows(doc)[0]
             if not names or None in names:
                 names = [str(i) for i in range(len(doc["confusion"]))]
             what = doc.get("title") or ("held-out videos" if name == "metrics.json" else "")
@@ -681,17 +699,27 @@ def evaluate_report(out_dir: str | Path) -> Path:
     scalars = {
         k: v for k, v in doc.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
+    if isinstance(doc.get("mAP"), dict):  # untrimmed: segment mAP per tIoU
+        scalars.update(
+            {f"mAP@{t}": v for t, v in doc["mAP"].items() if isinstance(v, (int, float))}
+        )
     parts = [
         '<div class="cards">'
         + "".join(f'<div class="card">{_e(k)}<b>{v:.4g}</b></div>' for k, v in scalars.items())
         + "</div>"
     ]
-    per_class = doc.get("per_class")
-    if isinstance(per_class, list) and per_class and isinstance(per_class[0], dict):
-        keys = list(per_class[0])
+    names, rows = _per_class_rows(doc)
+    if rows:
+        keys = list(dict.fromkeys(k for r in rows for k in r))
         parts.append(
             "<h2>Per class</h2>"
-            + _table([_e(k) for k in keys], [[_e(r.get(k, "")) for k in keys] for r in per_class])
+            + _table(
+                ["class", *map(_e, keys)],
+                [
+                    [_e(n), *(_fmt_cell(r.get(k, "")) for k in keys)]
+                    for n, r in zip(names, rows, strict=True)
+                ],
+            )
         )
     parts.append(_confusion_section(root))
     for f in sorted(root.glob("*.png")):

@@ -209,3 +209,79 @@ def test_screenshots_of_the_run_and_a_video_page(browser, run_dir: Path, tmp_pat
     for shot in shots:
         data = shot.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+# ------------------------------------------------------------------ training, compare, evaluate
+
+
+@pytest.fixture
+def training_dir(tmp_path: Path) -> Path:
+    """A training log folder as Lightning writes it (CSVLogger's metrics.csv: per-step rows and
+    per-epoch rows), its checkpoints and config, and the demo's frame confusion."""
+    log = tmp_path / "runs" / "t" / "version_0"
+    (log / "checkpoints").mkdir(parents=True)
+    rows = ["epoch,step,train/loss_step,train/loss_epoch,train/acc,val/loss,val/acc"]
+    for e in range(3):
+        rows.append(f"{e},{e * 4 + 1},{2.0 - e * 0.5:.2f},,,,")
+        rows.append(f"{e},{e * 4 + 3},,,,{1.9 - e * 0.4:.2f},{0.4 + e * 0.2:.2f}")
+        rows.append(f"{e},{e * 4 + 3},,{1.8 - e * 0.5:.2f},{0.5 + e * 0.1:.2f},,")
+    (log / "metrics.csv").write_text("\n".join(rows) + "\n")
+    (log / "config.yaml").write_text("model:\n  lr: 0.003\n")
+    for name in ("best-epoch002.ckpt", "last.ckpt"):
+        (log / "checkpoints" / name).write_bytes(b"0")
+    (log / "confusion.json").write_text(
+        json.dumps({"class_names": ["a", "b"], "confusion": [[5, 1], [0, 4]], "title": "demo"})
+    )
+    return log
+
+
+def test_training_page_has_curves_confusion_and_links(training_dir: Path):
+    index = Path(build_report(str(training_dir)))
+    html_text = index.read_text()
+    charts = re.findall(r'<svg class="chart".*?</svg>', html_text, re.S)
+    assert len(charts) == 2  # loss, accuracy
+    assert "val/acc 0.8" in charts[1] and charts[1].count("<circle") == 3 * 2  # val + train acc
+    assert re.search(r'<td style="background:rgba\([^)]*\)">5</td>', html_text)
+    for target in _local_targets(index):
+        assert target.is_file(), target
+
+
+def test_compare_page_links_each_run_and_plots_val_accuracy(training_dir: Path, tmp_path: Path):
+    out = tmp_path / "cmp"
+    out.mkdir()
+    ckpt = training_dir / "checkpoints" / "last.ckpt"
+    (out / "compare.csv").write_text(
+        f"name,temporal,video_top1,checkpoint\nconvlstm,convlstm,0.9,{ckpt}\n"
+        f"meanpool,meanpool,0.2,{tmp_path / 'gone' / 'checkpoints' / 'last.ckpt'}\n"
+    )
+    index = Path(build_report(str(out)))
+    text = " ".join(_parse(index).text)
+    assert "convlstm" in text and "meanpool" in text and "0.9" in text
+    targets = _local_targets(index)
+    assert training_dir / "index.html" in targets  # the run with logs links to its page
+    assert all(t.is_file() for t in targets)
+    assert '<svg class="chart"' in index.read_text()
+
+
+def test_evaluate_page_shows_accuracies_and_confusion(tmp_path: Path):
+    import numpy as np
+
+    from video_lstm.training.evaluate import video_metrics
+
+    # What evaluate_checkpoint writes: 4 videos, one "b" taken for "a".
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.3, 0.7]])
+    metrics = video_metrics(probs, np.array([0, 0, 1, 1]), ["walk", "run"])
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    page = Path(build_report(str(tmp_path)))
+    text = " ".join(_parse(page).text)
+    assert "top1" in text and "0.75" in text and "true \\ predicted" in text
+    assert re.search(
+        r"<td>run</td><td class=num>0.5</td>|<td>run</td><td>0.5</td>", page.read_text()
+    )
+
+
+def test_training_page_loads_without_console_errors(browser, training_dir: Path):
+    page, problems = _open(browser, Path(build_report(str(training_dir))))
+    page.wait_for_timeout(200)
+    assert problems == []
+    page.close()
