@@ -1121,7 +1121,7 @@ class VideoReader:
 # decord prefixes its messages with a timestamp and its own source path
 # ("[11:14:52] /github/workspace/src/video/video_reader.cc:270: [file] Failed to ...") and may
 # append a native stack trace.
-_LOG_PREFIX = re.compile(r"^\s*\[\d{2}:\d{2}:\d{2}\]\s+\S+:\d+:\s*")
+_LOG_PREFIX = re.compile(r"\[\d{2}:\d{2}:\d{2}\]\s+\S+:\d+:\s*")
 
 
 def _clean_message(exc: BaseException) -> str:
