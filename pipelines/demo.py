@@ -92,10 +92,8 @@ def run_demo(
     out = Path(out_dir)
     print(f"video_lstm demo -> {out}/ ({n_threads} torch thread{'s' * (n_threads > 1)})")
     steps = _Steps(6)
-    # An absolute folder: the data module resolves manifest_args against a relative root twice
-    # ("demo_output/data/demo_output/data/annotations.csv").
     recipe = train_untrimmed(
-        str(out.resolve()),
+        str(out),
         videos={**DEMO_VIDEOS, "train": train_videos or DEMO_VIDEOS["train"]},
         max_epochs=max_epochs,
         seed=seed,

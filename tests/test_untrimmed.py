@@ -624,3 +624,16 @@ def test_untrimmed_end_to_end_cli(tmp_path, capsys):
     assert 0 <= metrics["frame_accuracy"] <= 1 and set(metrics["mAP"]) == {"0.3", "0.5", "0.7"}
     assert len(list((report / "predictions").glob("*.json"))) == 2 and not metrics["missing"]
     assert (report / "timeline.png").is_file() and (report / "table.md").is_file()
+
+
+def test_relative_dataset_root_resolves_annotations_once(untrimmed_cache, monkeypatch):
+    """A relative root joined its annotation file twice (``root/root/annotations.csv``)."""
+    from video_lstm.training.data import VideoDataModule
+
+    root, _ = untrimmed_cache
+    monkeypatch.chdir(root.parent)
+    dm = VideoDataModule(
+        root=root.name, kind="segments_csv", manifest_args={"annotations": "annotations.csv"}
+    )
+    manifest = dm.manifest("train")
+    assert manifest.videos and all(Path(v.path).is_file() for v in manifest.videos)

@@ -217,8 +217,10 @@ class VideoDataModule(L.LightningDataModule):
             options.update(subset=name)
         else:  # folder / list / results: one folder or list file per subset
             root = root.replace("{subset}", name)
-        base = Path(root)
-        for key in _PATH_OPTIONS:  # relative to the dataset root, not the working directory
+        # Relative to the dataset root, not the working directory; made absolute so that a
+        # loader which itself resolves against the root does not join it a second time.
+        base = Path(root).absolute()
+        for key in _PATH_OPTIONS:
             if options.get(key) is not None and not Path(options[key]).is_absolute():
                 options[key] = str(base / str(options[key]).replace("{subset}", name))
         return load_manifest(self.kind, root, **options)
