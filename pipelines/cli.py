@@ -10,7 +10,7 @@ One style for every subcommand: jsonargparse options, spelled with underscores
 ``--progress false``); ``--config FILE.yaml`` gives any of them from YAML. ``video-lstm COMMAND
 --help`` shows the function's parameters and docstring. Modules are imported only for the
 command that runs, and torch only when a model runs, so ``--help`` answers at once (``train``
-and ``evaluate`` excepted: their options come from the Lightning/torch classes).
+excepted: its options come from the Lightning module and data module classes).
 
 A user error (a wrong option or value, a missing or unreadable file, an output path that is a
 file, an empty input folder) prints one line on stderr, ``video-lstm CMD: error: ...``, and exits

@@ -142,7 +142,9 @@ def test_help_and_input_errors_do_not_import_torch(files):
 import sys
 from pipelines.cli import main
 for argv in (["run", "--help"], ["annotate", "--help"], ["demo", "--help"],
-             ["make-dataset", "--help"], ["compare", "--help"], ["extract-features", "--help"]):
+             ["make-dataset", "--help"], ["compare", "--help"], ["extract-features", "--help"],
+             ["evaluate", "--help"], ["evaluate", "--kind", "segments_csv", "--help"],
+             ["calibrate", "--help"], ["report", "--help"], ["make-untrimmed", "--help"]):
     try:
         main(argv)
     except SystemExit as exc:

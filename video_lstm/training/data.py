@@ -33,9 +33,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from video_lstm.data.datasets import TEMPORAL_LOADERS
+
 log = logging.getLogger(__name__)
 
-TEMPORAL_KINDS = ("activitynet", "thumos14", "segments_csv", "results")
+TEMPORAL_KINDS = tuple(TEMPORAL_LOADERS)
 _PATH_OPTIONS = ("split_dir", "annotations", "video_dir")
 # Words that make a class change meaning under a horizontal flip (pan_left -> pan_right).
 _DIRECTION_WORDS = {"left", "right", "cw", "ccw", "clockwise", "counterclockwise", "anticlockwise"}

@@ -17,38 +17,44 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from jsonargparse import CLI
-from torch.utils.data import DataLoader
 
-from video_lstm.data.features import adapt_features
 from video_lstm.io.files import atomic_path
+
+# torch is imported inside the functions that run a model, so ``video-lstm evaluate --help``
+# answers without it (no TYPE_CHECKING block either: jsonargparse evaluates those).
 
 log = logging.getLogger(__name__)
 
 
-@torch.inference_mode()
-def predict_videos(
-    model: torch.nn.Module, loader: DataLoader, *, device: torch.device
-) -> tuple[np.ndarray, np.ndarray]:
+def predict_videos(model: Any, loader: Any, *, device: Any) -> tuple[np.ndarray, np.ndarray]:
     """Video-level probabilities: softmax of the mean logits over each video's views.
+
+    Args:
+        model: A ``VideoClassifier`` on ``device``.
+        loader: A ``DataLoader`` of ``{"clip" | "features", "label"}`` batches with views.
+        device: The ``torch.device`` to run on.
 
     Returns:
         ``(probs (N, K), labels (N,))`` in dataset order.
     """
+    import torch
     from tqdm.auto import tqdm
 
+    from video_lstm.data.features import adapt_features
+
     probs, labels = [], []
-    for batch in tqdm(loader, desc="evaluating", unit="batch"):  # minutes on a large test set
-        if "features" in batch:
-            x = batch["features"].to(device)  # (B, V, T, ...)
-            logits = model.forward_head(adapt_features(x.flatten(0, 1), model.config))
-        else:
-            x = batch["clip"].to(device)  # (B, V, T, C, H, W)
-            logits = model(x.flatten(0, 1))  # (B*V, K)
-        logits = logits.float().view(x.shape[0], x.shape[1], -1).mean(dim=1)
-        probs.append(logits.softmax(dim=-1).cpu().numpy())
-        labels.append(batch["label"].numpy())
+    with torch.inference_mode():
+        for batch in tqdm(loader, desc="evaluating", unit="batch"):  # minutes on a large set
+            if "features" in batch:
+                x = batch["features"].to(device)  # (B, V, T, ...)
+                logits = model.forward_head(adapt_features(x.flatten(0, 1), model.config))
+            else:
+                x = batch["clip"].to(device)  # (B, V, T, C, H, W)
+                logits = model(x.flatten(0, 1))  # (B*V, K)
+            logits = logits.float().view(x.shape[0], x.shape[1], -1).mean(dim=1)
+            probs.append(logits.softmax(dim=-1).cpu().numpy())
+            labels.append(batch["label"].numpy())
     return np.concatenate(probs), np.concatenate(labels)
 
 
@@ -143,6 +149,9 @@ def evaluate_checkpoint(
     Returns:
         The metrics dict (as in ``metrics.json``).
     """
+    import torch
+    from torch.utils.data import DataLoader
+
     from video_lstm.errors import UsageError
     from video_lstm.io.checks import require_checkpoint, require_output_dir
     from video_lstm.models.checkpoint import load_checkpoint
@@ -494,12 +503,12 @@ def main(argv: list[str] | None = None) -> None:
     """``video-lstm evaluate``: untrimmed ground truth (``--kind activitynet|thumos14|
     segments_csv|results``) is scored by :func:`evaluate_untrimmed`, trimmed clips by
     :func:`evaluate_checkpoint`."""
-    from video_lstm.training.data import TEMPORAL_KINDS
+    from video_lstm.data.datasets import TEMPORAL_LOADERS
 
     args = list(argv if argv is not None else [])
     kinds = [a.split("=", 1)[1] for a in args if a.startswith("--kind=")]
     kinds += [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--kind"]
-    if any(k in TEMPORAL_KINDS for k in kinds):
+    if any(k in TEMPORAL_LOADERS for k in kinds):
         metrics = CLI(
             evaluate_untrimmed,
             args=args,
