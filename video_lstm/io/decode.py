@@ -202,7 +202,7 @@ class _Probe:
     index: _Index | None  # predicted (or, once measured, exact) index; None: measure it
     packet_keys: np.ndarray  # keys of all non-empty packets, decode order
     packet_keyframe: np.ndarray  # bool per packet
-    packet_ts: np.ndarray  # seek timestamp per packet (dts, else pts)
+    packet_ts: np.ndarray  # seek timestamp per packet (dts, else pts; _NO_TS when neither)
 
     @property
     def width(self) -> int:
@@ -214,8 +214,12 @@ class _Probe:
         return self.coded_width if self.rotation in (90, 270) else self.coded_height
 
 
+# Probes of recently opened files (the pipeline opens each video twice, a training set many
+# times). Bounded by files and by packets held (about 100 bytes each with the index).
 _CACHE: OrderedDict[tuple, _Probe] = OrderedDict()
-_CACHE_SIZE = 256
+_CACHE_SIZE = 128
+_CACHE_PACKETS = 1_000_000
+_NO_TS = np.iinfo(np.int64).min
 _CACHE_LOCK = threading.Lock()
 
 
@@ -267,8 +271,9 @@ def _probe(path: Path) -> _Probe:
     probe = _probe_uncached(path, st.st_size)
     with _CACHE_LOCK:
         _CACHE[key] = probe
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
+        held = sum(len(p.packet_keys) for p in _CACHE.values())
+        while len(_CACHE) > 1 and (len(_CACHE) > _CACHE_SIZE or held > _CACHE_PACKETS):
+            held -= len(_CACHE.popitem(last=False)[1].packet_keys)
     return probe
 
 
@@ -345,9 +350,8 @@ def _probe_uncached(path: Path, file_size: int) -> _Probe:
             break
     keys = {"dts": dts, "pos": pos, "pts": pts}.get(key_field or "", list(range(len(pts))))
     packet_keys = np.asarray(keys, dtype=np.int64)
-    packet_ts = np.asarray(
-        [d if d is not None else q for d, q in zip(dts, pts, strict=True)], dtype=object
-    )
+    ts_list = [d if d is not None else q for d, q in zip(dts, pts, strict=True)]
+    packet_ts = np.asarray([_NO_TS if t is None else t for t in ts_list], dtype=np.int64)
     shown = [i for i in range(len(pts)) if not discard[i]]
 
     index = None
@@ -356,7 +360,7 @@ def _probe_uncached(path: Path, file_size: int) -> _Probe:
         and key_field is not None
         and not damaged
         and _unique([pts[i] for i in shown])
-        and all(t is not None for t in packet_ts)
+        and all(t is not None for t in ts_list)
     ):
         shown_pts = np.asarray([pts[i] for i in shown], dtype=np.int64)
         order = np.argsort(shown_pts, kind="stable")
@@ -402,10 +406,13 @@ def _measured_seek(probe: _Probe, keys: np.ndarray) -> list[tuple[int, int]]:
     if probe.key_field is None:
         return seek
     for key, is_key, ts in zip(
-        probe.packet_keys.tolist(), probe.packet_keyframe.tolist(), probe.packet_ts, strict=True
+        probe.packet_keys.tolist(),
+        probe.packet_keyframe.tolist(),
+        probe.packet_ts.tolist(),
+        strict=True,
     ):
         frame = lookup.get(key)
-        if is_key and frame is not None and ts is not None:
+        if is_key and frame is not None and ts != _NO_TS:
             seek.append((frame, int(ts)))
     # A seek point must not come after a later frame's keyframe in frame order.
     out: list[tuple[int, int]] = []
