@@ -380,6 +380,20 @@ def test_window_dataset_balances_classes_with_background(untrimmed_cache):
     assert len(test) == len(test.windows) and {test[i]["label"] for i in range(len(test))} >= {0}
 
 
+def test_background_share_sets_the_share_of_background_windows(untrimmed_cache):
+    from video_lstm.data.features import WindowFeatureDataset
+
+    _, cache = untrimmed_cache
+    kw = dict(clip_len=4, train=True, samples_per_epoch=600)
+    for share in (0.0, 0.5):
+        train = WindowFeatureDataset(cache / "train", background_share=share, **kw)
+        counts = np.bincount([train[i]["label"] for i in range(600)], minlength=3)
+        assert abs(counts[0] / 600 - share) < 0.06, counts  # background as asked
+        assert abs(int(counts[1]) - int(counts[2])) < 60, counts  # actions share the rest
+    with pytest.raises(ValueError, match="background_share"):
+        WindowFeatureDataset(cache / "train", background_share=1.0, **kw)
+
+
 def test_time_reversed_windows_take_the_partner_label(untrimmed_cache):
     from video_lstm.data.features import WindowFeatureDataset
 

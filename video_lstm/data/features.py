@@ -386,6 +386,11 @@ class WindowFeatureDataset(Dataset):
             played backwards and takes the label ``reverse_swap[label]``. Exact on cached
             features (they are per frame); ``None``: off.
         reverse_prob: Probability of a reversed window.
+        background_share: With ``class_balanced``, the share of training windows drawn from
+            ``background`` (index 0); the actions share the rest equally. ``None``: background
+            is one class among ``K`` (``1 / K``). Background is the most varied class (object
+            gone, still or shaking camera, distractors moving, action edges), so it needs more
+            than its ``1 / K``.
         seed: Base seed.
     """
 
@@ -400,12 +405,16 @@ class WindowFeatureDataset(Dataset):
         class_balanced: bool = True,
         reverse_swap: Sequence[int] | None = None,
         reverse_prob: float = 0.5,
+        background_share: float | None = None,
         seed: int = 0,
     ) -> None:
         from video_lstm.data.datasets import segment_frame_labels, window_labels
 
         self.reverse_swap = list(reverse_swap) if reverse_swap is not None else None
         self.reverse_prob = reverse_prob
+        if background_share is not None and not 0.0 <= background_share < 1.0:
+            raise ValueError(f"background_share must be in [0, 1), got {background_share}")
+        self.background_share = background_share
         self.cache_dir = Path(cache_dir)
         self.index = load_index(self.cache_dir)
         self.class_names: list[str] = list(self.index["class_names"])
@@ -458,7 +467,13 @@ class WindowFeatureDataset(Dataset):
         if self.train:
             rng = np.random.default_rng(self.seed + self.epoch * 1_000_003 + i)
             if self.class_balanced:
-                pool = self.by_class[self.present[i % len(self.present)]]
+                actions = [c for c in self.present if c != 0]
+                share = self.background_share
+                if share is not None and 0 in self.present and actions:
+                    c = 0 if rng.random() < share else actions[int(rng.integers(len(actions)))]
+                else:
+                    c = self.present[i % len(self.present)]
+                pool = self.by_class[c]
                 w = pool[int(rng.integers(len(pool)))]
             else:
                 w = int(rng.integers(len(self.windows)))

@@ -124,6 +124,8 @@ class VideoDataModule(L.LightningDataModule):
             off.
         min_share: Untrimmed: share of a window its label must cover (see ``window_labels``).
         class_balanced: Untrimmed: draw training windows class-balanced.
+        background_share: Untrimmed, class-balanced: share of training windows drawn from
+            ``background`` (``None``: ``1 / K`` like every class).
         samples_per_epoch: Untrimmed: training windows per epoch (default: about one per
             ``clip_len // 4`` cached steps).
         jitter: Strength of the training colour jitter.
@@ -155,6 +157,7 @@ class VideoDataModule(L.LightningDataModule):
         time_reverse_swap: dict[str, str] | None = None,
         min_share: float = 0.5,
         class_balanced: bool = True,
+        background_share: float | None = None,
         samples_per_epoch: int | None = None,
         seed: int = 0,
         mean: list[float] | None = None,
@@ -182,6 +185,7 @@ class VideoDataModule(L.LightningDataModule):
         self.time_reverse_swap = dict(time_reverse_swap) if time_reverse_swap else None
         self.min_share = min_share
         self.class_balanced = class_balanced
+        self.background_share = background_share
         self.samples_per_epoch = samples_per_epoch
         self.seed = seed
         self.mean = list(mean) if mean is not None else None
@@ -320,6 +324,7 @@ class VideoDataModule(L.LightningDataModule):
                     min_share=self.min_share,
                     samples_per_epoch=self.samples_per_epoch,
                     class_balanced=self.class_balanced,
+                    background_share=self.background_share,
                     reverse_swap=self._reverse_swap() if train else None,
                     seed=self.seed,
                 )
