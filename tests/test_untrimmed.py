@@ -651,3 +651,28 @@ def test_relative_dataset_root_resolves_annotations_once(untrimmed_cache, monkey
     )
     manifest = dm.manifest("train")
     assert manifest.videos and all(Path(v.path).is_file() for v in manifest.videos)
+
+
+def test_demo_config_time_reverse_pairs_are_the_generators_reversals():
+    """The recipe trains with ``time_reverse_swap``: each pair must really be the other played
+    backwards in the generator (a wrong pair would teach wrong labels)."""
+    import yaml
+
+    from video_lstm.data.synthetic import ACTIONS, _track
+    from video_lstm.training.recipe import CONFIG
+
+    swap = yaml.safe_load(CONFIG.read_text())["data"]["time_reverse_swap"]
+    pairs = {**swap, **{b: a for a, b in swap.items()}}
+    assert sorted(pairs) == sorted(ACTIONS)
+
+    def motion(poses) -> np.ndarray:  # direction of the change in x, y, scale, angle
+        a, b = poses[0], poses[-1]
+        change = np.array([b.x - a.x, b.y - a.y, b.scale - a.scale, b.angle - a.angle])
+        return np.sign(change) * (np.abs(change) > 5)  # the wobble across a move is < 2 px
+
+    for action, partner in pairs.items():
+        rng = np.random.default_rng(0)
+        forward = _track(action, 20, 96, 96, rng, None)
+        other = _track(partner, 20, 96, 96, rng, None)
+        assert (motion(forward[::-1]) == motion(other)).all(), (action, partner)
+        assert (motion(forward) != motion(other)).any(), (action, partner)
