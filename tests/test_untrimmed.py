@@ -119,6 +119,9 @@ def test_segments_csv_with_subsets_and_background_only_video(tmp_path):
     assert m.paths == [tmp_path / "a.mp4", tmp_path / "b.mp4"]  # missing.mp4 skipped
     assert [g.label for g in m.videos[0].segments] == ["clap", "wave"]
     assert m.videos[1].segments == ()
+    # Every subset of one CSV has the same classes (label indices), also where it lacks some.
+    test = load_manifest("segments_csv", tmp_path, annotations="ann.csv", subset="test")
+    assert test.class_names == m.class_names == ["clap", "wave"]
     with pytest.raises(FileNotFoundError, match="1 of 3 videos"):
         load_manifest("segments_csv", tmp_path, annotations="ann.csv", subset="train",
                       missing="error")  # fmt: skip
@@ -406,6 +409,30 @@ def test_time_reversed_windows_take_the_partner_label(untrimmed_cache):
         assert a["index"] == b["index"]  # the same window, played backwards
         assert torch.equal(b["features"], a["features"].flip(1))
         assert b["label"] == [0, 2, 1][a["label"]]  # grow <-> shrink, background stays
+    # A pair whose partner is missing from the dataset (-1): that class stays forward.
+    half = WindowFeatureDataset(cache / "train", reverse_swap=[0, -1, 1], reverse_prob=1.0, **kw)
+    for i in range(12):
+        a, c = plain[i], half[i]
+        forward = a["label"] == 1
+        assert c["label"] == (1 if forward else [0, -1, 1][a["label"]])
+        assert torch.equal(c["features"], a["features"] if forward else a["features"].flip(1))
+
+
+def test_time_reverse_swap_on_a_subset_of_its_classes(untrimmed_cache):
+    """The demo's map names classes a small dataset may lack: those pairs are left out (the
+    tiny first-ten-minutes demo failed); a map naming no class of the dataset is an error."""
+    from video_lstm.training.data import VideoDataModule
+
+    root, cache = untrimmed_cache
+    kw = dict(root=str(root), kind="segments_csv", features_dir=str(cache),
+              manifest_args={"annotations": "annotations.csv"})  # fmt: skip
+    dm = VideoDataModule(time_reverse_swap={"grow": "shrink", "move_up": "move_down"}, **kw)
+    assert dm.class_names == [BACKGROUND, "grow", "shrink"]
+    assert dm._reverse_swap() == [0, 2, 1]
+    dm = VideoDataModule(time_reverse_swap={"grow": "rotate_cw"}, **kw)
+    assert dm._reverse_swap() == [0, -1, 2]
+    with pytest.raises(ValueError, match="not in"):
+        VideoDataModule(time_reverse_swap={"move_up": "move_down"}, **kw)._reverse_swap()
 
 
 def test_data_module_untrimmed_and_cache_provenance(untrimmed_cache, tmp_path):

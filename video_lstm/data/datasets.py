@@ -868,7 +868,8 @@ def from_segments_csv(
         root: Folder the ``video`` column is relative to (absolute paths are kept).
         annotations: The CSV (relative paths are relative to ``root``).
         subset: Keep rows whose ``subset`` column equals this; ``None``: every row.
-        class_names: Action classes in label order; default: the CSV's labels, sorted.
+        class_names: Action classes in label order; default: the labels of every row (all
+            subsets, so train/val/test agree on label indices), sorted.
         missing: ``"skip"``, ``"error"`` or ``"ignore"``.
 
     Returns:
@@ -888,8 +889,11 @@ def from_segments_csv(
             raise ValueError(f"{path}: CSV needs columns {sorted(need)}, has {sorted(have)}")
         if subset is not None and "subset" not in have:
             raise ValueError(f"{path}: subset={subset!r} asked but the CSV has no subset column")
+        labels: set[str] = set()  # every subset's: all subsets of one CSV share label indices
         for n, row in enumerate(reader, start=2):
             row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+            if row["label"]:
+                labels.add(row["label"])
             if subset is not None and row.get("subset") != subset:
                 continue
             if not row["video"]:
@@ -897,6 +901,8 @@ def from_segments_csv(
             entry = videos.setdefault(_under(root, row["video"]), ([], None))
             if row["start_s"] or row["end_s"] or row["label"]:
                 entry[0].append(_segment(f"{path}:{n}", row["start_s"], row["end_s"], row["label"]))
+    if class_names is None:
+        class_names = sorted(labels)
     return _finish_temporal(videos, class_names, source=path, missing=missing)
 
 

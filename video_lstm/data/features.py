@@ -383,7 +383,8 @@ class WindowFeatureDataset(Dataset):
         class_balanced: Draw classes equally (``False``: windows uniformly).
         reverse_swap: Training augmentation for classes that come in time-reversed pairs
             (grow/shrink, pan_left/pan_right...): with probability ``reverse_prob`` a window is
-            played backwards and takes the label ``reverse_swap[label]``. Exact on cached
+            played backwards and takes the label ``reverse_swap[label]`` (``-1``: never
+            reversed, the class's partner is missing). Exact on cached
             features (they are per frame); ``None``: off.
         reverse_prob: Probability of a reversed window.
         background_share: With ``class_balanced``, the share of training windows drawn from
@@ -483,8 +484,10 @@ class WindowFeatureDataset(Dataset):
         array = np.load(self.cache_dir / "videos" / f"{self.videos[vi]['id']}.npy", mmap_mode="r")
         clip = take_clip(array, start, self.clip_len)[None]  # (1, T, ...)
         if self.train and self.reverse_swap is not None and rng.random() < self.reverse_prob:
-            clip = np.ascontiguousarray(clip[:, ::-1])
-            label = self.reverse_swap[label]
+            swapped = self.reverse_swap[label]
+            if swapped >= 0:  # -1: the class's partner is not in the dataset, keep it forward
+                clip = np.ascontiguousarray(clip[:, ::-1])
+                label = swapped
         return {"features": torch.from_numpy(clip), "label": label, "index": w}
 
 

@@ -380,9 +380,14 @@ class VideoDataModule(L.LightningDataModule):
         pairs = {**self.time_reverse_swap, **{b: a for a, b in self.time_reverse_swap.items()}}
         names = self.class_names
         unknown = sorted(set(pairs) - set(names))
-        if unknown:
+        if len(unknown) == len(pairs):
             raise ValueError(f"time_reverse_swap names classes {unknown} not in {names}")
-        return [names.index(pairs.get(c, c)) for c in names]
+        if unknown:
+            # A subset of the classes the map was written for (a small dataset): a class whose
+            # partner is missing is not reversed (-1), the other pairs still are.
+            log.warning("time_reverse_swap: %s not in this dataset; their partners stay forward",
+                        unknown)  # fmt: skip
+        return [names.index(pairs.get(c, c)) if pairs.get(c, c) in names else -1 for c in names]
 
     def flip_swap(self, class_names: list[str]) -> list[int]:
         """Label index of each class after a horizontal flip (its mirror, or itself).
