@@ -52,6 +52,10 @@ def extract_for_config(
     if subsets is None:
         subsets = ("train", "test", "val") if dm.val_subset else ("train", "test")
     result = {}
+    if str(device) == "cpu":
+        from video_lstm.inference.predictor import keep_freed_memory
+
+        keep_freed_memory()  # as the Predictor does: the CNN's layers reuse freed blocks
     for subset in subsets:
         manifest = dm.manifest(subset)
         out = Path(dm.features_dir) / subset
