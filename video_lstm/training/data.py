@@ -387,7 +387,8 @@ class VideoDataModule(L.LightningDataModule):
             # partner is missing is not reversed (-1), the other pairs still are.
             log.warning("time_reverse_swap: %s not in this dataset; their partners stay forward",
                         unknown)  # fmt: skip
-        return [names.index(pairs.get(c, c)) if pairs.get(c, c) in names else -1 for c in names]
+        index = {c: i for i, c in enumerate(names)}
+        return [index.get(pairs.get(c, c), -1) for c in names]
 
     def flip_swap(self, class_names: list[str]) -> list[int]:
         """Label index of each class after a horizontal flip (its mirror, or itself).
