@@ -23,6 +23,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -723,6 +724,9 @@ def write_dataset(
     Args:
         root: Output folder.
         videos_per_class: Clips per class.
+        scene: ``"objects"`` or ``"camera"``.
+        images: For ``"camera"``: a folder of photos (default: the photos bundled with
+            scikit-image and matplotlib, ``pip install video_lstm[demo]``).
         classes: Action names (a subset of :data:`ACTIONS`).
         num_frames: Frames per clip, or an inclusive ``(low, high)`` range.
         size: Frame size, ``int`` or ``(height, width)`` (even numbers for H.264).
@@ -844,12 +848,25 @@ def write_dataset(
     return root
 
 
+def _photos(images: str | None, names: Sequence[str]) -> list[np.ndarray]:
+    from video_lstm.data.camera import bundled_photos
+
+    pool = bundled_photos() if images is None else _folder_photos(images)
+    return [pool[n] for n in names]
+
+
+@lru_cache(maxsize=2)
+def _folder_photos(images: str) -> dict[str, np.ndarray]:
+    from video_lstm.data.camera import load_photos
+
+    return load_photos(images)
+
+
 def _write_untrimmed(job: tuple) -> list[Segment]:
     """Render and encode one untrimmed video (runs in a worker process)."""
-    path, actions, frames_per_action, gap_frames, gaps, size, fps, seed, distractors, crf = job
+    path, actions, frames_per_action, gap_frames, gaps, size, fps, seed, distractors, crf = job[:10]
     h, w = _size_hw(size)
-    frames, segments = make_action_sequence(
-        actions,
+    common = dict(
         frames_per_action=frames_per_action,
         gap_frames=gap_frames,
         gap=gaps,
@@ -858,6 +875,12 @@ def _write_untrimmed(job: tuple) -> list[Segment]:
         rng=np.random.default_rng(seed),
         distractors=distractors,
     )
+    if job[10] == "camera":
+        from video_lstm.data.camera import make_camera_sequence
+
+        frames, segments = make_camera_sequence(actions, _photos(*job[11:13]), **common)
+    else:
+        frames, segments = make_action_sequence(actions, **common)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with VideoWriter(path, fps=fps, width=w, height=h, crf=crf, threads=1) as writer:
         writer.write(frames)
@@ -871,11 +894,13 @@ def write_untrimmed_dataset(
     root: str | Path,
     *,
     videos: dict[str, int] | None = None,
-    classes: Sequence[str] = ACTIONS,
+    scene: str = "objects",
+    images: str | Path | None = None,
+    classes: Sequence[str] | None = None,
     actions_per_video: int | tuple[int, int] | dict[str, int | tuple[int, int]] = (3, 5),
     frames_per_action: int | tuple[int, int] = (32, 56),
     gap_frames: int | tuple[int, int] = (16, 40),
-    gaps: Sequence[str] = GAPS,
+    gaps: Sequence[str] | None = None,
     size: int | tuple[int, int] = 128,
     fps: float = 25.0,
     seed: int = 0,
@@ -886,10 +911,15 @@ def write_untrimmed_dataset(
 ) -> Path:
     """Write untrimmed videos (actions separated by idle stretches) and their temporal annotations.
 
-    Every video has its own background, object and distractors (drawn from ``(seed, subset,
-    index)``), so the ``test`` videos show objects and scenes training never saw. Idle stretches
-    are drawn from ``gaps`` (object absent, still camera, hand-held shake) while distractors keep
-    moving. Each subset cycles through the classes so every class appears about equally often.
+    Two scenes. ``"objects"``: a textured object moves, grows or turns (:data:`ACTIONS`); every
+    video has its own background, object and distractors (drawn from ``(seed, subset, index)``),
+    so the ``test`` videos show objects and scenes training never saw; idle stretches are drawn
+    from ``gaps`` (:data:`GAPS`: object absent, still camera, hand-held shake) while distractors
+    keep moving. ``"camera"``: a camera pans, tilts, zooms and rolls over real photos
+    (:mod:`video_lstm.data.camera`, :data:`~video_lstm.data.camera.CAMERA_ACTIONS`), with still
+    or hand-held idle stretches and hard cuts; each subset films its own photos
+    (:func:`~video_lstm.data.camera.split_photos`), so ``test`` photos are never trained on.
+    Each subset cycles through the classes so every class appears about equally often.
 
     Layout::
 
@@ -904,12 +934,15 @@ def write_untrimmed_dataset(
     Args:
         root: Output folder.
         videos: Videos per subset (default :data:`UNTRIMMED_SUBSETS`: 24 train, 4 val, 4 test).
-        classes: Action names (a subset of :data:`ACTIONS`).
+        scene: ``"objects"`` or ``"camera"``.
+        images: For ``"camera"``: a folder of photos (default: the photos bundled with
+            scikit-image and matplotlib, ``pip install video_lstm[demo]``).
+        classes: Action names (a subset of the scene's; default all of them).
         actions_per_video: Actions in each video (or inclusive range), or such a value per
             subset (e.g. short training videos, long test videos).
         frames_per_action: Frames per action (or inclusive range).
         gap_frames: Frames of each idle stretch (or inclusive range), before, between and after.
-        gaps: Idle kinds to draw from (:data:`GAPS`).
+        gaps: Idle kinds to draw from (default all of the scene's).
         size: Frame size (even numbers for H.264).
         fps: Frame rate.
         seed: Master seed.
@@ -921,11 +954,22 @@ def write_untrimmed_dataset(
     Returns:
         ``root``.
     """
+    from video_lstm.data.camera import CAMERA_ACTIONS, CAMERA_GAPS, bundled_photos, split_photos
+
     root = Path(root)
-    classes = list(classes)
-    if not classes or any(c not in ACTIONS for c in classes) or len(set(classes)) != len(classes):
-        raise ValueError(f"classes must be distinct names from {ACTIONS}, got {classes}")
+    if scene not in ("objects", "camera"):
+        raise ValueError(f"scene must be 'objects' or 'camera', got {scene!r}")
+    known = CAMERA_ACTIONS if scene == "camera" else ACTIONS
+    classes = list(known if classes is None else classes)
+    if not classes or any(c not in known for c in classes) or len(set(classes)) != len(classes):
+        raise ValueError(f"classes must be distinct names from {known}, got {classes}")
+    gaps = list((CAMERA_GAPS if scene == "camera" else GAPS) if gaps is None else gaps)
     videos = dict(UNTRIMMED_SUBSETS if videos is None else videos)
+    photos: dict[str, list[str]] = {}
+    if scene == "camera":
+        images = None if images is None else str(Path(images).resolve())
+        pool = bundled_photos() if images is None else _folder_photos(images)
+        photos = split_photos(list(pool), list(videos))
     if (root / "videos").exists():
         if not overwrite:
             raise FileExistsError(f"{root / 'videos'} exists; pass overwrite=True to replace it")
@@ -955,6 +999,9 @@ def write_untrimmed_dataset(
                     [seed, 2000 + si, i, 1],
                     distractors,
                     crf,
+                    scene,
+                    images,
+                    photos.get(subset, []),
                 )
             )
             names.append((subset, rel))
@@ -980,11 +1027,14 @@ def write_untrimmed_dataset(
         {
             "generator": "video_lstm.data.synthetic.write_untrimmed_dataset",
             "videos": videos,
+            "scene": scene,
+            "images": images,
+            "photos": photos,
             "classes": classes,
             "actions_per_video": actions_per_video,
             "frames_per_action": frames_per_action,
             "gap_frames": gap_frames,
-            "gaps": list(gaps),
+            "gaps": gaps,
             "size": [h, w],
             "fps": fps,
             "seed": seed,
@@ -1086,7 +1136,14 @@ def main_untrimmed(argv: list[str] | None = None) -> None:
     p.add_argument("--train", type=int, default=160, help="train videos")
     p.add_argument("--val", type=int, default=6, help="validation videos")
     p.add_argument("--test", type=int, default=6, help="test videos")
-    p.add_argument("--classes", nargs="+", default=list(ACTIONS), choices=ACTIONS)
+    p.add_argument(
+        "--scene",
+        default="camera",
+        choices=["camera", "objects"],
+        help="camera: pan/tilt/zoom/roll over real photos; objects: a moving object",
+    )
+    p.add_argument("--images", default=None, help="camera scene: a folder of your own photos")
+    p.add_argument("--classes", nargs="+", default=None, help="default: all of the scene's")
     p.add_argument(
         "--actions", type=_range, default=(1, 2), help="actions per train video: N or LOW-HIGH"
     )
@@ -1102,6 +1159,8 @@ def main_untrimmed(argv: list[str] | None = None) -> None:
     root = write_untrimmed_dataset(
         a.out,
         videos={"train": a.train, "val": a.val, "test": a.test},
+        scene=a.scene,
+        images=a.images,
         classes=a.classes,
         actions_per_video={"train": a.actions, "val": a.eval_actions, "test": a.eval_actions},
         frames_per_action=a.frames,
