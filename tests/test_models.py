@@ -431,3 +431,60 @@ def test_fold_batchnorm_keeps_outputs(name: str) -> None:
         torch.testing.assert_close(folded(x), want, atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="eval mode"):
         fold_batchnorm(model.backbone.train())
+
+
+@pytest.mark.parametrize("content", [True, False])
+def test_step_input_with_motion_correlation_equals_the_concatenation(content: bool) -> None:
+    """``motion_radius`` appends the correlation channels (the fast difference path adds their
+    conv term); ``content=False`` leaves the maps themselves out. Training, eval and eval with
+    the BatchNorm folded (as the Predictor runs it) all equal the by-hand concatenation."""
+    from video_lstm.models.temporal import StepInput, step_correlation
+
+    torch.manual_seed(0)
+    step = StepInput(3, frame_diff=True, proj_channels=5, motion_radius=1, content=content)
+    assert step.proj[0].in_channels == 3 * (1 + content) + 9
+    x = torch.randn(2, 4, 3, 6, 6)
+    diff = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
+    parts = [x] * content + [diff, step_correlation(x, 1)]
+
+    def by_hand(x: torch.Tensor) -> torch.Tensor:
+        return step.proj(torch.cat(parts, dim=2).flatten(0, 1)).unflatten(0, (2, 4))
+
+    torch.testing.assert_close(step(x), by_hand(x))
+    step.eval()
+    with torch.no_grad():
+        ref = by_hand(x)
+        torch.testing.assert_close(step(x), ref)
+        torch.testing.assert_close(fold_batchnorm(step)(x), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_motion_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="motion_radius must be 0, or > 0 with a model over maps"):
+        ClassifierConfig(backbone="resnet18", temporal="lstm", motion_radius=2)
+    with pytest.raises(ValueError, match="motion_only needs frame_diff or motion_radius"):
+        ClassifierConfig(backbone="resnet18", temporal="convlstm", motion_only=True)
+    with pytest.raises(ValueError, match="without content needs"):
+        from video_lstm.models.temporal import StepInput
+
+        StepInput(3, content=False)
+    model = create_model(
+        "video_lstm_compact", num_classes=3, frame_size=64, pretrained=False,
+        motion_radius=2, motion_only=True,
+    )  # fmt: skip
+    feats = torch.randn(2, 4, model.backbone.out_channels, 8, 8)
+    assert model.forward_head(feats).shape == (2, 3)
+
+
+def test_models_reading_maps_share_one_feature_cache() -> None:
+    """A ConvLSTM and an LSTM that reads maps through its adapter (whatever its pool size) use
+    the same cached maps; a vector model pooled 3x3 does not."""
+    from video_lstm.data.features import backbone_signature
+
+    kw = dict(frame_size=64, pretrained=False, num_classes=3)
+    conv = create_model("video_lstm_compact", **kw)
+    lstm = create_model(
+        "lstm_efficientnet_lite0", stage=2, proj_channels=8, pool_size=3, motion_radius=1,
+        motion_only=True, frame_diff=False, **kw,
+    )  # fmt: skip
+    vectors = create_model("lstm_efficientnet_lite0", stage=2, pool_size=3, **kw)
+    assert backbone_signature(conv) == backbone_signature(lstm) != backbone_signature(vectors)

@@ -418,6 +418,7 @@ class WindowFeatureDataset(Dataset):
         seed: int = 0,
     ) -> None:
         from video_lstm.data.datasets import segment_frame_labels, window_labels
+        from video_lstm.data.sampling import window_frame_spans
 
         self.reverse_swap = list(reverse_swap) if reverse_swap is not None else None
         self.reverse_prob = reverse_prob
@@ -440,8 +441,8 @@ class WindowFeatureDataset(Dataset):
             starts = np.arange(0, max(1, n - clip_len + 1), step)
             if not train and n > clip_len and starts[-1] != n - clip_len:
                 starts = np.append(starts, n - clip_len)  # the tail
-            spans = np.stack(
-                [starts * interval, np.minimum((starts + clip_len) * interval, v["num_frames"])], 1
+            spans = window_frame_spans(
+                starts, window=clip_len, frame_interval=interval, num_frames=v["num_frames"]
             )
             frames = segment_frame_labels(
                 v["segments"], v["num_frames"], v["fps"], self.class_names
@@ -508,6 +509,8 @@ def backbone_signature(model: torch.nn.Module) -> dict[str, Any]:
     config = model.config
     sig = {k: getattr(config, k) for k in BACKBONE_FIELDS}
     sig["uses_maps"] = bool(config.uses_maps)
+    if sig["uses_maps"]:
+        sig["pool_size"] = 1  # maps are cached whole; a model's own pooling comes after the cache
     return json.loads(json.dumps(sig, default=str))
 
 

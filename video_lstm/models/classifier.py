@@ -65,6 +65,14 @@ class ClassifierConfig:
             before the recurrence (0: none); cheaper recurrent convolutions. LSTM/GRU: > 0 makes
             the model read maps through a trainable 3x3 conv adapter to this many channels,
             pooled per frame to ``pool_size x pool_size`` (:class:`PooledRecurrentTemporal`).
+        motion_radius: For models over maps: feed each step's local correlation with the
+            previous step within this many cells (``(2r + 1) ** 2`` channels; 0: none), see
+            :func:`~video_lstm.models.temporal.step_correlation`. What camera motion (pan, tilt,
+            zoom, roll) is made of.
+        motion_only: Feed the temporal model only the motion inputs (``frame_diff`` and/or
+            ``motion_radius``), not the features themselves: for classes that motion alone
+            defines (camera motion), so that what a training scene shows cannot be learnt
+            instead (on held-out photos: see the README's study).
         space_pool: ``"max"`` or ``"mean"`` over space: of each step's ConvLSTM/ConvGRU output,
             or of the LSTM/GRU adapter's maps.
         frame_size: Square input resolution in pixels.
@@ -87,6 +95,8 @@ class ClassifierConfig:
     bidirectional: bool = False
     frame_diff: bool = False
     proj_channels: int = 0
+    motion_radius: int = 0
+    motion_only: bool = False
     space_pool: str = "max"
     frame_size: int = 112
     pretrained: bool = False
@@ -127,6 +137,13 @@ class ClassifierConfig:
                 f"proj_channels must be 0, or > 0 with convlstm/convgru/lstm/gru, got "
                 f"{self.proj_channels} with {self.temporal!r}"
             )
+        if self.motion_radius < 0 or (self.motion_radius and not self.uses_maps):
+            raise ValueError(
+                f"motion_radius must be 0, or > 0 with a model over maps (convlstm, convgru, or "
+                f"lstm/gru with proj_channels), got {self.motion_radius} with {self.temporal!r}"
+            )
+        if self.motion_only and not (self.frame_diff or self.motion_radius):
+            raise ValueError("motion_only needs frame_diff or motion_radius (the motion inputs)")
         if self.space_pool not in ("max", "mean"):
             raise ValueError(f"space_pool must be 'max' or 'mean', got {self.space_pool!r}")
         if self.time_pool not in ("last", "mean", "attention"):
@@ -223,6 +240,8 @@ class VideoClassifier(nn.Module):
                 pool_size=c.pool_size,
                 space_pool=c.space_pool,
                 frame_diff=c.frame_diff,
+                motion_radius=c.motion_radius,
+                content=not c.motion_only,
                 **rnn,
             )
         elif c.uses_maps:
@@ -239,6 +258,8 @@ class VideoClassifier(nn.Module):
                 frame_diff=c.frame_diff,
                 proj_channels=c.proj_channels,
                 space_pool=c.space_pool,
+                motion_radius=c.motion_radius,
+                content=not c.motion_only,
             )
         elif c.temporal == "meanpool":
             temporal = MeanPoolTemporal(backbone.out_dim)
