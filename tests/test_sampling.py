@@ -201,7 +201,11 @@ def test_inference_windows_cover_every_source_frame(num_frames, interval, window
     )
     covered = np.zeros(num_frames, bool)
     for (lo, hi), f in zip(spans, frames, strict=True):
-        assert lo == f[0] and f[-1] < hi <= num_frames  # the span holds the window's frames
+        assert lo <= f[0] and f[-1] < hi <= num_frames  # the span holds the window's frames
+        # ... centred on them: at most half a step before the first and after the last.
+        assert f[0] - lo <= interval // 2 and hi - 1 - f[-1] <= interval - interval // 2 - 1 or (
+            hi == num_frames
+        )
         covered[lo:hi] = True
     assert covered.all()
 
@@ -213,7 +217,8 @@ def test_dense_clips_and_spans():
     np.testing.assert_array_equal(clips[:, 0], [0, 4, 8, 12])
     np.testing.assert_array_equal(clips[-1], [12, 14, 16, 18])
     spans = window_frame_spans(np.array([0, 2, 4, 6]), window=4, frame_interval=2, num_frames=20)
-    np.testing.assert_array_equal(spans, [[0, 8], [4, 12], [8, 16], [12, 20]])
+    # Each sampled frame owns itself and the frame after... less the half step before it.
+    np.testing.assert_array_equal(spans, [[0, 7], [3, 11], [7, 15], [11, 20]])
     np.testing.assert_array_equal(dense_clips(3, clip_len=4), [[0, 1, 2, 2]])
     np.testing.assert_array_equal(dense_clips(3, clip_len=4, short="loop"), [[0, 1, 2, 0]])
     # default stride = clip_len; the tail clip ends at the last frame

@@ -251,10 +251,13 @@ def window_frame_spans(
 ) -> np.ndarray:
     """Source-frame spans ``[start, end)`` of windows given in sampled steps.
 
-    A window of steps ``[s, s + window)`` covers the source frames from ``s * k`` up to the frame
-    before the next window step, ``(s + window) * k``, clipped to the video: the frames between
-    two sampled frames belong to the windows holding the earlier one, so the spans of windows from
-    :func:`sliding_window_starts` cover every source frame.
+    Every source frame belongs to its nearest sampled frame (step ``j`` at frame ``j * k`` owns
+    the frames from ``j * k - k // 2`` to ``j * k - k // 2 + k``; the first step from frame 0,
+    the last step to the video's end), and a window of steps ``[s, s + window)`` spans the frames
+    its steps own. So a span is centred on the frames the window saw (the labels of training
+    windows and the frames a window's scores go to at inference agree with what the model saw;
+    a span running on to the next step's frame put every boundary ``k / 2`` frames late), and
+    the spans of windows from :func:`sliding_window_starts` cover every source frame.
 
     Args:
         starts: Window starts in sampled steps.
@@ -267,6 +270,10 @@ def window_frame_spans(
     """
     _check_positive(window=window, frame_interval=frame_interval, num_frames=num_frames)
     starts = np.asarray(starts, dtype=np.int64)
-    begin = np.minimum(starts * frame_interval, num_frames - 1)
-    end = np.minimum((starts + window) * frame_interval, num_frames)
+    k, half = frame_interval, frame_interval // 2
+    last = starts + window - 1  # the window's last step
+    begin = np.where(starts > 0, starts * k - half, 0)
+    end = np.where(last >= (num_frames - 1) // k, num_frames, last * k - half + k)
+    begin = np.minimum(begin, num_frames - 1)
+    end = np.minimum(end, num_frames)
     return np.stack([begin, np.maximum(end, begin + 1)], axis=1)
