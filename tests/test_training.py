@@ -198,6 +198,39 @@ def test_compare_writes_table_and_plot(tiny, features, tmp_path):
     assert "convgru" in text and (tmp_path / "cmp" / "compare.png").is_file()
 
 
+def test_compare_grid_values_and_seed_summary(tmp_path):
+    from video_lstm.training.compare import expand_grid, summarize_seeds, write_seed_table
+
+    trials = expand_grid(
+        ["c/convlstm.yaml"],
+        grid=["model.model_args.hidden_sizes=[32],[32, 32]", "seed_everything=0,1"],
+    )
+    assert [t[2] for t in trials] == [
+        ["--model.model_args.hidden_sizes=[32]", "--seed_everything=0"],
+        ["--model.model_args.hidden_sizes=[32]", "--seed_everything=1"],
+        ["--model.model_args.hidden_sizes=[32, 32]", "--seed_everything=0"],
+        ["--model.model_args.hidden_sizes=[32, 32]", "--seed_everything=1"],
+    ]
+    rows = [
+        {"name": name, "temporal": "convlstm", "video_top1": top1, "best_top1": top1 + 0.01,
+         "train_time_s": 10.0 * (i + 1)}
+        for i, ((name, _, _), top1) in enumerate(zip(trials, [0.90, 0.94, 0.50, 0.70], strict=True))
+    ]  # fmt: skip
+    summary = summarize_seeds(rows)
+    assert [(r["name"], r["seeds"]) for r in summary] == [
+        ("convlstm_hidden_sizes=[32]", 2),
+        ("convlstm_hidden_sizes=[32, 32]", 2),
+    ]
+    assert summary[0]["top1_mean"] == pytest.approx(0.92)
+    assert (summary[0]["top1_min"], summary[0]["top1_max"]) == (0.90, 0.94)
+    assert summary[1]["train_time_s"] == 35.0
+    write_seed_table(rows, tmp_path)
+    assert (
+        "| convlstm_hidden_sizes=[32] | convlstm | 2 | 0.920 (0.900-0.940) |"
+        in (tmp_path / "compare_seeds.md").read_text()
+    )
+
+
 def test_epochs_to_fraction():
     assert epochs_to_fraction([0.1, 0.5, 0.85, 0.9, 1.0]) == 4
     assert epochs_to_fraction([]) is None

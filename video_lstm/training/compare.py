@@ -5,7 +5,9 @@ over shared base configs (data + trainer), trained with the training CLI in this
 table (``compare.csv``, ``compare.md``) and a plot (``compare.png``) go to ``out_dir``; each run's
 logs, checkpoints and resolved config go to ``out_dir/<name>/version_N``.
 
-A parameter grid (``--grid model.lr=0.001,0.003``) multiplies the entries. ``engine="local"``
+A parameter grid (``--grid model.lr=0.001,0.003``) multiplies the entries; with
+``--grid seed_everything=0,1,2`` the runs of each entry are also summarised over the seeds (mean,
+min, max) in ``compare_seeds.md``. ``engine="local"``
 trains the trials one after another; ``engine="ray"`` runs them as parallel Ray Tune trials on a
 local Ray or a cluster (Tune's own state in ``out_dir/tune``), all reading the same feature cache,
 and writes the same table and plot.
@@ -18,6 +20,7 @@ import itertools
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,6 +62,19 @@ def epochs_to_fraction(curve: Sequence[float], fraction: float = 0.9) -> int | N
     return next(i + 1 for i, v in enumerate(curve) if v >= target)
 
 
+def _split_values(text: str) -> list[str]:
+    """``"[16],[32, 32],0.1"`` -> ``["[16]", "[32, 32]", "0.1"]``: commas inside brackets stay."""
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        depth += (ch in "[{") - (ch in "]}")
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return [*parts, cur]
+
+
 def expand_grid(
     configs: Sequence[str | Path],
     names: Sequence[str] | None = None,
@@ -70,7 +86,9 @@ def expand_grid(
         configs: One YAML per entry.
         names: Row names (default: the config file stems).
         grid: ``KEY=V1,V2,...`` items in the training CLI's dotted keys
-            (``model.lr=0.001,0.003``); each combination becomes ``--KEY=V`` arguments.
+            (``model.lr=0.001,0.003``, ``model.model_args.hidden_sizes=[32],[32, 32]``: commas
+            inside brackets belong to the value); each combination becomes ``--KEY=V``
+            arguments.
 
     Returns:
         ``(row name, config, extra CLI arguments)`` per trial, configs outermost, in order.
@@ -85,7 +103,7 @@ def expand_grid(
         key = key.strip().lstrip("-")
         if not sep or not key or not values.strip():
             raise ValueError(f"grid item {item!r}: expected KEY=V1,V2 (e.g. model.lr=0.001,0.003)")
-        axes.append((key, [v.strip() for v in values.split(",") if v.strip()]))
+        axes.append((key, [v.strip() for v in _split_values(values) if v.strip()]))
     trials = []
     for name, config in zip(names, configs, strict=True):
         for combo in itertools.product(*(values for _, values in axes)):
@@ -181,6 +199,8 @@ def compare(
         for name, args in trials:
             rows.append(train_one(name, args, out))
             write_table(rows, out)
+    if any(_SEED.search(r["name"]) for r in rows):
+        write_seed_table(rows, out)
     plot_comparison(rows, out / "compare.png")
     return rows
 
@@ -262,6 +282,54 @@ def write_table(rows: Sequence[dict[str, Any]], out_dir: str | Path) -> None:
         tmp.write_text("\n".join(lines) + "\n")
 
 
+_SEED = re.compile(r"_seed(?:_everything)?=\d+")
+
+
+def summarize_seeds(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows that differ only by seed (``--grid seed_everything=0,1,2``), as one row each: the
+    mean, minimum and maximum of the final and best top-1 over the seeds, and the mean time.
+
+    Returns:
+        One row per entry, in first-seen order: ``name``, ``temporal``, ``seeds``,
+        ``top1_mean``, ``top1_min``, ``top1_max``, ``best_mean``, ``train_time_s``.
+    """
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(_SEED.sub("", r["name"]), []).append(r)
+    out = []
+    for name, rs in groups.items():
+        top1 = [float(r["video_top1"]) for r in rs]
+        out.append(
+            {
+                "name": name,
+                "temporal": rs[0]["temporal"],
+                "seeds": len(rs),
+                "top1_mean": sum(top1) / len(top1),
+                "top1_min": min(top1),
+                "top1_max": max(top1),
+                "best_mean": sum(float(r["best_top1"]) for r in rs) / len(rs),
+                "train_time_s": round(sum(float(r["train_time_s"]) for r in rs) / len(rs), 1),
+            }
+        )
+    return out
+
+
+def write_seed_table(rows: Sequence[dict[str, Any]], out_dir: str | Path) -> None:
+    """``compare_seeds.md``: :func:`summarize_seeds` as mean (min-max) per entry."""
+    lines = [
+        "| entry | temporal | seeds | final top-1, mean (min-max) | best top-1, mean | time (s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in summarize_seeds(rows):
+        lines.append(
+            f"| {r['name']} | {r['temporal']} | {r['seeds']} | {r['top1_mean']:.3f} "
+            f"({r['top1_min']:.3f}-{r['top1_max']:.3f}) | {r['best_mean']:.3f} "
+            f"| {r['train_time_s']} |"
+        )
+    with atomic_path(Path(out_dir) / "compare_seeds.md") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
 def plot_comparison(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
     """Validation accuracy per epoch for each run, and final accuracy against training time."""
     import matplotlib
@@ -335,4 +403,6 @@ def main(argv: list[str] | None = None) -> None:
         gpus_per_trial=a.gpus_per_trial,
     )
     print((Path(a.out) / "compare.md").read_text())
+    if (Path(a.out) / "compare_seeds.md").is_file():
+        print((Path(a.out) / "compare_seeds.md").read_text())
     print(f"{len(rows)} runs; table and plot in {a.out}")
