@@ -1,10 +1,10 @@
 """``make demo``: the whole job on a built-in default, offline, in about a minute and a half on a CPU.
 
-1. write small synthetic untrimmed videos (actions between idle stretches, distractors) with
-   their annotations;
+1. film small untrimmed videos of a camera panning, tilting, zooming and rolling over real photos
+   (between still or hand-held idle stretches) with their annotations;
 2. cache per-frame features of the frozen pretrained backbone (``video_lstm_compact``);
-3. train the ConvLSTM head with a ``background`` class on windows from the cache (one line per
-   epoch: loss, validation accuracy);
+3. train the temporal model (an LSTM over motion features) with a ``background`` class on
+   windows from the cache (one line per epoch: loss, validation accuracy);
 4. calibrate the segment rules on the validation videos (stored in the checkpoint);
 5. annotate the held-out test videos with the folder pipeline (segments, subtitles, annotated
    videos, labelled clips) and score every frame against the ground truth;
