@@ -203,8 +203,10 @@ def test_inference_windows_cover_every_source_frame(num_frames, interval, window
     for (lo, hi), f in zip(spans, frames, strict=True):
         assert lo <= f[0] and f[-1] < hi <= num_frames  # the span holds the window's frames
         # ... centred on them: at most half a step before the first and after the last.
-        assert f[0] - lo <= interval // 2 and hi - 1 - f[-1] <= interval - interval // 2 - 1 or (
-            hi == num_frames
+        assert (
+            f[0] - lo <= interval // 2
+            and hi - 1 - f[-1] <= interval - interval // 2 - 1
+            or (hi == num_frames)
         )
         covered[lo:hi] = True
     assert covered.all()
