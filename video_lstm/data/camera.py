@@ -12,7 +12,7 @@ move across the picture (motion that is not camera motion). Between segments a v
 hard to another photo or viewpoint, as edited footage does.
 
 Photos come from :func:`bundled_photos` (real photographs shipped inside scikit-image and
-matplotlib: no download; ``pip install video_lstm[demo]``) or from any folder of images
+matplotlib, a dependency: no download) or from any folder of images
 (:func:`load_photos`). :func:`~video_lstm.data.synthetic.write_untrimmed_dataset` with
 ``scene="camera"`` gives each subset its own photos, so test videos show photos training never
 saw.
@@ -92,14 +92,13 @@ def bundled_photos() -> dict[str, np.ndarray]:
     """The real photographs shipped inside scikit-image and matplotlib, RGB uint8, by name.
 
     Raises:
-        ImportError: scikit-image is not installed (``pip install video_lstm[demo]``, or use a
-            folder of your own photos).
+        ImportError: scikit-image (a dependency) is missing; or use a folder of your photos.
     """
     try:
         from skimage import data
     except ImportError as e:
         raise ImportError(
-            "the bundled photos come with scikit-image: pip install 'video_lstm[demo]' "
+            "the bundled photos come with scikit-image: pip install scikit-image "
             "(or pass a folder of your own photos as images=...)"
         ) from e
     import matplotlib.cbook

@@ -724,9 +724,6 @@ def write_dataset(
     Args:
         root: Output folder.
         videos_per_class: Clips per class.
-        scene: ``"objects"`` or ``"camera"``.
-        images: For ``"camera"``: a folder of photos (default: the photos bundled with
-            scikit-image and matplotlib, ``pip install video_lstm[demo]``).
         classes: Action names (a subset of :data:`ACTIONS`).
         num_frames: Frames per clip, or an inclusive ``(low, high)`` range.
         size: Frame size, ``int`` or ``(height, width)`` (even numbers for H.264).
@@ -864,7 +861,8 @@ def _folder_photos(images: str) -> dict[str, np.ndarray]:
 
 def _write_untrimmed(job: tuple) -> list[Segment]:
     """Render and encode one untrimmed video (runs in a worker process)."""
-    path, actions, frames_per_action, gap_frames, gaps, size, fps, seed, distractors, crf = job[:10]
+    (path, actions, frames_per_action, gap_frames, gaps, size, fps, seed, distractors, crf,
+     scene, images, photo_names) = job  # fmt: skip
     h, w = _size_hw(size)
     common = dict(
         frames_per_action=frames_per_action,
@@ -875,10 +873,10 @@ def _write_untrimmed(job: tuple) -> list[Segment]:
         rng=np.random.default_rng(seed),
         distractors=distractors,
     )
-    if job[10] == "camera":
+    if scene == "camera":
         from video_lstm.data.camera import make_camera_sequence
 
-        frames, segments = make_camera_sequence(actions, _photos(*job[11:13]), **common)
+        frames, segments = make_camera_sequence(actions, _photos(images, photo_names), **common)
     else:
         frames, segments = make_action_sequence(actions, **common)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -935,8 +933,8 @@ def write_untrimmed_dataset(
         root: Output folder.
         videos: Videos per subset (default :data:`UNTRIMMED_SUBSETS`: 24 train, 4 val, 4 test).
         scene: ``"objects"`` or ``"camera"``.
-        images: For ``"camera"``: a folder of photos (default: the photos bundled with
-            scikit-image and matplotlib, ``pip install video_lstm[demo]``).
+        images: For ``"camera"``: a folder of photos (default: the photographs bundled with
+            scikit-image and matplotlib).
         classes: Action names (a subset of the scene's; default all of them).
         actions_per_video: Actions in each video (or inclusive range), or such a value per
             subset (e.g. short training videos, long test videos).
