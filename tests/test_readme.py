@@ -54,6 +54,14 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
+def _python(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess:
+    """``python ARGS`` in ``cwd`` with the project importable, output captured as text."""
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=_env(), capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+
+
 def _subcommands() -> set[str]:
     from pipelines.cli import COMMANDS
 
@@ -73,14 +81,7 @@ def test_the_readme_has_runnable_blocks():
 @pytest.mark.parametrize("index", range(len(blocks("python"))))
 def test_python_block_runs_as_written(index: int, tmp_path: Path):
     code = blocks("python")[index]
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = _python(["-c", code], tmp_path, timeout=600)
     assert proc.returncode == 0, f"README python block {index}:\n{code}\n{proc.stderr[-3000:]}"
 
 
@@ -107,14 +108,7 @@ def test_bash_blocks_name_real_commands_files_and_targets():
                     for p in _expand_braces(path):
                         assert (ROOT / p).is_file(), f"README: {p} does not exist"
     for sub in sorted(checked - {"--help", "-h"}):
-        proc = subprocess.run(
-            [sys.executable, "-m", "pipelines.cli", sub, "--help"],
-            cwd=ROOT,
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        proc = _python(["-m", "pipelines.cli", sub, "--help"], ROOT, timeout=300)
         assert proc.returncode == 0, f"video-lstm {sub} --help: {proc.stderr[-2000:]}"
 
 
@@ -153,14 +147,7 @@ def test_first_ten_minutes_block_runs_on_a_tiny_demo(tmp_path: Path):
             argv = cmd[1:]
         else:
             raise AssertionError(f"README first ten minutes: unexpected command {cmd}")
-        proc = subprocess.run(
-            [sys.executable, "-m", "pipelines.cli", *argv],
-            cwd=tmp_path,
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
+        proc = _python(["-m", "pipelines.cli", *argv], tmp_path, timeout=900)
         assert proc.returncode == 0, f"{cmd}:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
         ran.append((argv[0], proc.stdout))
     out = dict(ran)

@@ -136,6 +136,17 @@ def load_photos(folder: str | Path) -> dict[str, np.ndarray]:
     return photos
 
 
+def photo_pool(folder: str | Path | None = None) -> dict[str, np.ndarray]:
+    """The photos to film, by name: :func:`bundled_photos` (``folder`` ``None``) or
+    :func:`load_photos` of ``folder``, read once per process."""
+    return bundled_photos() if folder is None else _cached_folder(str(Path(folder).resolve()))
+
+
+@lru_cache(maxsize=2)
+def _cached_folder(folder: str) -> dict[str, np.ndarray]:
+    return load_photos(folder)
+
+
 def split_photos(names: Sequence[str], subsets: Sequence[str]) -> dict[str, list[str]]:
     """Give each subset its own photos: the bundled split when the names are the bundled ones,
     else ``val`` and ``test`` take about 15% each (at least one photo), ``train`` the rest.
@@ -253,15 +264,18 @@ def _fresh_path(
             x=rng.uniform(0, pw), y=rng.uniform(0, ph), height=height, roll=rng.normal(0, 4)
         )
         views = _path(action, start, n, out_hw, rng)
-        if _fits(views, (ph, pw), aspect) and _textured_path(photo, views, aspect):
+        if _usable(photo, views, aspect):
             return views
     return None
 
 
-def _textured_path(photo: np.ndarray, views: Sequence[_View], aspect: float) -> bool:
-    """Texture at the start, middle and end of a motion: a pan onto a blank wall or into the
-    black of space shows no motion (to any method), so it would teach a wrong label."""
-    return all(_textured(photo, views[i], aspect) for i in (0, len(views) // 2, -1))
+def _usable(photo: np.ndarray, views: Sequence[_View], aspect: float) -> bool:
+    """The motion stays on the photo and shows texture at its start, middle and end: a pan onto
+    a blank wall or into the black of space shows no motion (to any method), so it would teach a
+    wrong label."""
+    return _fits(views, photo.shape[:2], aspect) and all(
+        _textured(photo, views[i], aspect) for i in (0, len(views) // 2, -1)
+    )
 
 
 def _handheld(n: int, amplitude: float, rng) -> np.ndarray:
@@ -355,14 +369,16 @@ def make_camera_sequence(
     Returns:
         ``(frames, segments)``: uint8 ``(T, H, W, 3)`` and one :class:`Segment` per action.
     """
-    from video_lstm.data.synthetic import _count, _Distractors, _paste, _size_hw, make_sprite
+    from video_lstm.data.synthetic import (
+        _check_sequence,
+        _count,
+        _Distractors,
+        _paste,
+        _size_hw,
+        make_sprite,
+    )
 
-    for a in actions:
-        if a not in CAMERA_ACTIONS:
-            raise ValueError(f"unknown camera action {a!r}; expected one of {CAMERA_ACTIONS}")
-    kinds = [gap] if isinstance(gap, str) else list(gap)
-    if not kinds or any(k not in CAMERA_GAPS for k in kinds):
-        raise ValueError(f"gap must be one or several of {CAMERA_GAPS}, got {gap!r}")
+    kinds = _check_sequence(actions, CAMERA_ACTIONS, gap, CAMERA_GAPS, fps, noun="camera action")
     if not photos or any(min(p.shape[:2]) < 64 for p in photos):
         raise ValueError("photos must be a non-empty list of images at least 64 px on a side")
     h, w = _size_hw(size)
@@ -392,8 +408,7 @@ def make_camera_sequence(
         views = None
         if view is not None and rng.random() >= cut_prob:
             views = _path(action, view, n, (h, w), rng)
-            fits = _fits(views, photo.shape[:2], aspect) and _textured_path(photo, views, aspect)
-            views = views if fits else None
+            views = views if _usable(photo, views, aspect) else None
         if views is None:  # a cut to a fresh viewpoint (on another photo after the first shot)
             for attempt in range(10):
                 photo = new_photo() if view is not None or attempt else photo
@@ -440,5 +455,6 @@ __all__ = [
     "bundled_photos",
     "load_photos",
     "make_camera_sequence",
+    "photo_pool",
     "split_photos",
 ]

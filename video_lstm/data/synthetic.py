@@ -23,7 +23,6 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -509,6 +508,27 @@ def _shake(frames: np.ndarray, idx: Sequence[int], amplitude: float, rng: np.ran
         frames[k] = cv2.warpAffine(frames[k], mat, (w, h), borderMode=cv2.BORDER_REFLECT)
 
 
+def _check_sequence(
+    actions: Sequence[str],
+    known: Sequence[str],
+    gap: str | Sequence[str],
+    gaps: Sequence[str],
+    fps: float,
+    *,
+    noun: str = "action",
+) -> list[str]:
+    """Check a sequence's arguments (one error line each); returns the idle kinds as a list."""
+    for a in actions:
+        if a not in known:
+            raise ValueError(f"unknown {noun} {a!r}; expected one of {tuple(known)}")
+    kinds = [gap] if isinstance(gap, str) else list(gap)
+    if not kinds or any(k not in gaps for k in kinds):
+        raise ValueError(f"gap must be one or several of {tuple(gaps)}, got {gap!r}")
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    return kinds
+
+
 def make_action_sequence(
     actions: Sequence[str],
     *,
@@ -549,14 +569,7 @@ def make_action_sequence(
         ``(frames, segments)``: uint8 ``(T, H, W, 3)`` frames and one :class:`Segment` per action
         (``end_frame`` exclusive, score 1.0); frames not covered by a segment are idle.
     """
-    for a in actions:
-        if a not in ACTIONS:
-            raise ValueError(f"unknown action {a!r}; expected one of {ACTIONS}")
-    kinds = [gap] if isinstance(gap, str) else list(gap)
-    if not kinds or any(k not in GAPS for k in kinds):
-        raise ValueError(f"gap must be one or several of {GAPS}, got {gap!r}")
-    if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
+    kinds = _check_sequence(actions, ACTIONS, gap, GAPS, fps)
     h, w = _size_hw(size)
     rng = np.random.default_rng(rng)
     appearance = sample_appearance((h, w), rng, distractors=distractors)
@@ -845,20 +858,6 @@ def write_dataset(
     return root
 
 
-def _photos(images: str | None, names: Sequence[str]) -> list[np.ndarray]:
-    from video_lstm.data.camera import bundled_photos
-
-    pool = bundled_photos() if images is None else _folder_photos(images)
-    return [pool[n] for n in names]
-
-
-@lru_cache(maxsize=2)
-def _folder_photos(images: str) -> dict[str, np.ndarray]:
-    from video_lstm.data.camera import load_photos
-
-    return load_photos(images)
-
-
 def _write_untrimmed(job: tuple) -> list[Segment]:
     """Render and encode one untrimmed video (runs in a worker process)."""
     (path, actions, frames_per_action, gap_frames, gaps, size, fps, seed, distractors, crf,
@@ -874,9 +873,10 @@ def _write_untrimmed(job: tuple) -> list[Segment]:
         distractors=distractors,
     )
     if scene == "camera":
-        from video_lstm.data.camera import make_camera_sequence
+        from video_lstm.data.camera import make_camera_sequence, photo_pool
 
-        frames, segments = make_camera_sequence(actions, _photos(images, photo_names), **common)
+        pool = photo_pool(images)
+        frames, segments = make_camera_sequence(actions, [pool[n] for n in photo_names], **common)
     else:
         frames, segments = make_action_sequence(actions, **common)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -952,7 +952,7 @@ def write_untrimmed_dataset(
     Returns:
         ``root``.
     """
-    from video_lstm.data.camera import CAMERA_ACTIONS, CAMERA_GAPS, bundled_photos, split_photos
+    from video_lstm.data.camera import CAMERA_ACTIONS, CAMERA_GAPS, photo_pool, split_photos
 
     root = Path(root)
     if scene not in ("objects", "camera"):
@@ -966,8 +966,7 @@ def write_untrimmed_dataset(
     photos: dict[str, list[str]] = {}
     if scene == "camera":
         images = None if images is None else str(Path(images).resolve())
-        pool = bundled_photos() if images is None else _folder_photos(images)
-        photos = split_photos(list(pool), list(videos))
+        photos = split_photos(list(photo_pool(images)), list(videos))
     if (root / "videos").exists():
         if not overwrite:
             raise FileExistsError(f"{root / 'videos'} exists; pass overwrite=True to replace it")
