@@ -4,6 +4,12 @@
     video-lstm run IN_DIR CHECKPOINT OUT_DIR [--limit 10 --dry_run true --threads 2 ...]
     video-lstm train fit --config configs/synthetic_demo.yaml [--threads 2]
     video-lstm demo
+    video-lstm --plugin my_writer.py annotate VIDEO CHECKPOINT OUT_DIR --outputs json,my_writer
+
+``--plugin FILE.py|module.name`` (repeatable, before the command) imports a plugin that
+registers writers, dataset kinds, temporal models or decoder backends (``video_lstm.plugins``;
+``VIDEO_LSTM_PLUGINS`` and the ``video_lstm.plugins`` entry points load too). It is passed on
+to worker processes through ``VIDEO_LSTM_PLUGINS``.
 
 One style for every subcommand: jsonargparse options, spelled with underscores
 (``--dry_run``, ``--videos_per_class``); booleans take a value (``--dry_run true``,
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -179,7 +186,8 @@ COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int | None]]] = {
 def _usage() -> str:
     width = max(map(len, COMMANDS))
     lines = [
-        "usage: video-lstm COMMAND [ARGS...]   (video-lstm COMMAND --help for its options)",
+        "usage: video-lstm [--plugin FILE.py|MODULE ...] COMMAND [ARGS...]"
+        "   (video-lstm COMMAND --help for its options)",
         "",
     ]
     lines += [f"  {name:<{width}}  {doc}" for name, (doc, _) in COMMANDS.items()]
@@ -195,6 +203,22 @@ def _user_errors() -> tuple[type[BaseException], ...]:
             IsADirectoryError, PermissionError)  # fmt: skip
 
 
+def _global_options(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``--plugin X`` / ``--plugin=X`` before the command: ``(plugins, the rest)``."""
+    plugins: list[str] = []
+    while argv and argv[0].startswith("--plugin"):
+        option, eq, value = argv[0].partition("=")
+        if option != "--plugin":
+            break
+        if not eq:
+            if len(argv) < 2:
+                raise argparse.ArgumentError(None, "--plugin needs a file or module name")
+            value, argv = argv[1], argv[1:]
+        plugins.append(value)
+        argv = argv[1:]
+    return plugins, argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch ``argv[0]`` to its subcommand; returns the process exit code.
 
@@ -204,6 +228,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
+    try:
+        plugins, argv = _global_options(argv)
+        # Only when there are some: --help stays fast (video_lstm itself is not imported).
+        if plugins or os.environ.get("VIDEO_LSTM_PLUGINS"):
+            from video_lstm.plugins import load_plugins
+
+            load_plugins(plugins)  # before parsing: a plugin may add choices (--outputs)
+    except Exception as exc:
+        if debug or not isinstance(exc, (argparse.ArgumentError, *_user_errors())):
+            raise
+        print(f"video-lstm: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0 if argv else 2
