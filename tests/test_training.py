@@ -267,3 +267,52 @@ def test_gpu_precision_and_short_fit_reloads_on_cpu(tiny, tmp_path):
     module.model.cpu().eval()
     with torch.inference_mode():
         torch.testing.assert_close(model(item["clip"]), module.model(item["clip"]))
+
+
+class _Worsening(L.LightningModule):
+    """One weight; ``val/acc`` is best in epoch 0 and falls after, so top-1 keeps epoch 0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def training_step(self, batch, batch_idx):
+        return ((self.w - 1.0) ** 2).sum() + 0 * batch[0].sum()
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val/acc", 1.0 / (1 + self.current_epoch))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(2, 1)))
+
+    val_dataloader = train_dataloader
+
+
+def test_last_ckpt_is_the_last_epoch_while_top_k_keeps_the_best(tmp_path):
+    from video_lstm.training.cli import quiet_lightning
+    from video_lstm.training.module import LastEpochCheckpoint
+
+    quiet_lightning()
+    args = dict(dirpath=tmp_path, monitor="val/acc", mode="max", save_top_k=1,
+                filename="best-epoch{epoch:03d}", auto_insert_metric_name=False)  # fmt: skip
+    ckpt = LastEpochCheckpoint(**args)
+    module = _Worsening()
+    trainer = L.Trainer(accelerator="cpu", max_epochs=3, callbacks=[ckpt], logger=False,
+                        enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    trainer.fit(module)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best-epoch000.ckpt", "last.ckpt"]
+    last = torch.load(tmp_path / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 2 and last["global_step"] == trainer.global_step == 6
+    assert torch.equal(last["state_dict"]["w"], module.w.detach())
+    assert ckpt.last_model_path == str(tmp_path / "last.ckpt")
+    best = torch.load(tmp_path / "best-epoch000.ckpt", weights_only=True)
+    assert best["epoch"] == 0 and not torch.equal(best["state_dict"]["w"], module.w.detach())
+    # resuming from last.ckpt continues after the last epoch, not after the best one
+    more = L.Trainer(accelerator="cpu", max_epochs=4, logger=False, enable_progress_bar=False,
+                     enable_model_summary=False, callbacks=[LastEpochCheckpoint(**args)])  # fmt: skip
+    with pytest.warns(UserWarning, match="exists and is not empty"):  # the same run, resumed
+        more.fit(_Worsening(), ckpt_path=tmp_path / "last.ckpt")
+    assert more.global_step == 8 and torch.load(tmp_path / "last.ckpt")["epoch"] == 3

@@ -52,17 +52,31 @@ def warmup_cosine(step: int, *, warmup_steps: int, total_steps: int, min_ratio: 
 
 
 class LastEpochCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` whose ``last.ckpt`` is always the last epoch.
+    """``ModelCheckpoint`` (the best ``save_top_k``) plus a ``last.ckpt`` that is the last epoch.
 
-    Lightning 2.6 writes ``last.ckpt`` only in a step where a top-k checkpoint was saved too, so
-    with ``save_top_k=1`` it held the best epoch, not the last, and ``--ckpt_path last.ckpt``
-    resumed from the wrong place. Here the last checkpoint is written after every validation.
+    Lightning 2.6 writes its own ``last.ckpt`` only in a step where a top-k checkpoint was saved
+    too, so with ``save_top_k=1`` it held the best epoch, not the last, and ``--ckpt_path
+    last.ckpt`` resumed from the wrong place. Here Lightning's ``save_last`` stays off and
+    ``last.ckpt`` is written through the public API (``trainer.save_checkpoint``) at the end of
+    every training epoch, after that epoch's validation and top-k checkpoint.
+
+    Args:
+        save_last: Write ``last.ckpt`` (``last_model_path``) after every epoch.
+        *args, **kwargs: ``ModelCheckpoint``'s.
     """
 
-    def _save_topk_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict) -> None:
-        super()._save_topk_checkpoint(trainer, monitor_candidates)
-        # The caller writes last.ckpt only when this step was saved: say it was.
-        self._last_global_step_saved = trainer.global_step
+    def __init__(self, *args: Any, save_last: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, save_last=False, **kwargs)
+        self.keep_last = bool(save_last)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if not self.keep_last or trainer.sanity_checking or trainer.fast_dev_run:
+            return
+        path = self.format_checkpoint_name({}, self.CHECKPOINT_NAME_LAST)
+        # Set before saving: the path is part of the callback's state in the checkpoint.
+        self.last_model_path = path
+        trainer.save_checkpoint(path, self.save_weights_only)  # every rank: DDP gathers
 
 
 class VideoLSTMModule(L.LightningModule):
