@@ -7,6 +7,9 @@ The contract (timm-style), which training, inference and the tests rely on::
     logits = model.forward_head(feats)            # temporal model + pooling + dropout + linear
     emb = model.forward_head(feats, pre_logits=True)  # clip embedding before the linear
 
+    state = model.init_state(batch, feats[:, 0])  # a stream, one sampled step at a time
+    logits, state = model.step_features(feats[:, t], state)  # == forward_head(feats[:, : t + 1])
+
 so a long video's per-frame features are computed once and shared by overlapping windows, and
 training can run on cached features. The architecture is described by :class:`ClassifierConfig`,
 plain values that round-trip through YAML and checkpoints.
@@ -315,8 +318,52 @@ class VideoClassifier(nn.Module):
         Returns:
             ``(B, K)`` logits, or the ``(B, num_features)`` embedding.
         """
-        x = self.head_drop(self.temporal(feats))  # (B, num_features)
-        return x if pre_logits else self.head(x)
+        return self.classify(self.temporal(feats), pre_logits=pre_logits)
+
+    def classify(self, emb: Tensor, pre_logits: bool = False) -> Tensor:
+        """Dropout + linear on a clip embedding ``(B, num_features)`` (the temporal model's
+        output, or the ``out`` of its :meth:`step`): logits ``(B, K)``."""
+        emb = self.head_drop(emb)
+        return emb if pre_logits else self.head(emb)
+
+    # ------------------------------------------------------------------ streaming
+
+    @property
+    def stateful(self) -> bool:
+        """Whether the temporal model carries a state worth keeping from step to step
+        (recurrent and unidirectional; see :mod:`video_lstm.models.temporal`)."""
+        return bool(getattr(self.temporal, "stateful", False))
+
+    def init_state(self, batch: int, like: Tensor) -> tuple[Tensor, ...]:
+        """The temporal model's state before a stream's first step.
+
+        Args:
+            batch: Streams (or videos) stepped together.
+            like: One step's backbone features, ``(B, D)`` or ``(B, C, h, w)``
+                (``forward_features(clip)[:, t]``): its layout, device and dtype are used.
+
+        Returns:
+            A flat tuple of tensors, each with the batch in dim 0.
+        """
+        return self.temporal.init_state(batch, like)
+
+    def step_features(
+        self, feat_t: Tensor, state: tuple[Tensor, ...]
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """One sampled step: the temporal model's step, then the head.
+
+        ``T`` calls from :meth:`init_state` give the logits :meth:`forward_head` gives on those
+        ``T`` steps' features.
+
+        Args:
+            feat_t: One step's backbone features ``(B, D)`` or ``(B, C, h, w)``.
+            state: From :meth:`init_state` or the previous call.
+
+        Returns:
+            ``(logits (B, K), new state)``.
+        """
+        emb, state = self.temporal.step(feat_t, state)
+        return self.classify(emb), state
 
     def forward(self, clip: Tensor) -> Tensor:
         """``(B, T, C, H, W)`` float, normalised -> logits ``(B, K)``."""

@@ -2,7 +2,9 @@
 
 Layout is batch-first ``(B, T, C, H, W)``. Both layers are stateful: ``forward(x, state)``
 takes and returns one state per layer (and direction), so a long video can be processed in
-chunks and give the same result as the whole sequence at once.
+chunks and give the same result as the whole sequence at once. For a stream, one step at a time:
+``init_state(batch, like)`` and ``step(x_t, state) -> (out_t, state)`` with the state a flat
+tuple of maps (``h, c`` per ConvLSTM layer, ``h`` per ConvGRU layer), ONNX-friendly.
 
 Speed: the input-to-gates convolution does not depend on the recurrence, so it runs over many
 timesteps per call with time folded into the batch (all of them on GPU, blocks of about 16
@@ -26,6 +28,7 @@ __all__ = [
     "ConvGRUCell",
     "ConvLSTM",
     "ConvLSTMCell",
+    "refuse_bidirectional",
     "same_padding",
 ]
 
@@ -55,6 +58,16 @@ class _SameConv2d(nn.Conv2d):
         if self._symmetric:  # let the conv pad: cheaper than a separate F.pad copy
             return F.conv2d(x, self.weight, self.bias, padding=self.kernel_size[0] // 2)
         return super().forward(F.pad(x, self._pad))
+
+
+def refuse_bidirectional(module: nn.Module) -> None:
+    """Raise unless ``module`` runs forward in time only: a bidirectional model reads each
+    window backwards too, so it cannot step through a stream."""
+    if getattr(module, "bidirectional", False):
+        raise ValueError(
+            "a bidirectional temporal model reads each window backwards too; it cannot step "
+            "through a stream (use bidirectional=False)"
+        )
 
 
 def _tanh(x: Tensor) -> Tensor:
@@ -147,6 +160,7 @@ class ConvLSTMCell(nn.Module):
         self.hidden_size = hidden_size
         self.kernel_size = kernel_size
         self.peephole = peephole
+        self.state_size = 2  # (h, c)
         self.conv_x = _SameConv2d(input_size, 4 * hidden_size, kernel_size, bias=True)
         self.conv_h = _SameConv2d(hidden_size, 4 * hidden_size, kernel_size, bias=False)
         if peephole == "none":
@@ -238,6 +252,7 @@ class ConvGRUCell(nn.Module):
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.kernel_size = kernel_size
+        self.state_size = 1  # h
         self.conv_x = _SameConv2d(input_size, 3 * hidden_size, kernel_size, bias=True)
         self.conv_hrz = _SameConv2d(hidden_size, 2 * hidden_size, kernel_size, bias=False)
         self.conv_hn = _SameConv2d(hidden_size, hidden_size, kernel_size, bias=False)
@@ -345,6 +360,44 @@ class _ConvRNN(nn.Module):
                 new_state.append(s)
             x = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)  # (B, T, C', H, W)
         return x, new_state
+
+    @property
+    def state_size(self) -> int:
+        """Tensors in the flat step state: each cell's ``(h, c)`` or ``h``, layer by layer."""
+        return sum(cell.state_size for cell in self.cells)
+
+    def init_state(self, batch: int, like: Tensor) -> tuple[Tensor, ...]:
+        """Zero maps ``(batch, hidden, H, W)`` per cell state; ``like``: one step ``(B, C, H, W)``
+        (its map size, device and dtype are used)."""
+        refuse_bidirectional(self)
+        h, w = like.shape[-2:]
+        return tuple(
+            like.new_zeros(batch, cell.hidden_size, h, w)
+            for cell in self.cells
+            for _ in range(cell.state_size)
+        )
+
+    def step(self, x: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """One timestep through all layers: ``(B, C, H, W)`` -> ``(out (B, hidden, H, W), state)``
+        with the flat state of :meth:`init_state`; ``T`` steps equal :meth:`forward` on ``T``."""
+        refuse_bidirectional(self)
+        if x.dim() != 4 or x.shape[1] != self.input_size:
+            raise ValueError(
+                f"expected one step (B, {self.input_size}, H, W), got shape {tuple(x.shape)}"
+            )
+        if len(state) != self.state_size:
+            raise ValueError(f"expected a state of {self.state_size} tensors, got {len(state)}")
+        new_state: list[Tensor] = []
+        for layer, cell in enumerate(self.cells):
+            if layer > 0:
+                x = self.dropout(x)
+            n = len(new_state)
+            mine = state[n : n + cell.state_size]
+            out = cell.step(cell.conv_x(x), mine if cell.state_size > 1 else mine[0])
+            cell_state = out if isinstance(out, tuple) else (out,)
+            new_state.extend(cell_state)
+            x = cell_state[0]  # h
+        return x, tuple(new_state)
 
 
 class ConvLSTM(_ConvRNN):

@@ -27,6 +27,21 @@ The LSTM equations (``nn.LSTM``, per step, gates in the order i, f, g, o)::
     h_t = o_t ∘ tanh(c_t)                                hidden state
 
 ConvLSTM replaces the matrix products by convolutions (see :mod:`video_lstm.models.convlstm`).
+
+**Stepping** (the stateful API a stream carries from one sampled frame to the next). Every
+model here also has::
+
+    state = model.init_state(batch, like)      # flat tuple of tensors, batch in dim 0 of each
+    out, state = model.step(x_t, state)       # x_t: ONE step's features (B, D) or (B, C, h, w)
+
+``out`` is what the head reads after the steps so far: ``T`` calls of :meth:`step` from
+:meth:`init_state` give what :meth:`forward` gives on those ``T`` steps (the time pooling is
+carried as a running value: nothing for ``"last"``, a sum and count for ``"mean"``, an online
+softmax for ``"attention"``; the motion inputs carry the previous step's features). The state
+is a flat tuple of tensors with the batch first, so it can be an ONNX graph's inputs and
+outputs and streams can be concatenated along dim 0. ``stateful`` says whether carrying the
+state forward means anything: ``False`` for a bidirectional model (:meth:`step` refuses it)
+and for :class:`MeanPoolTemporal` (its step is a running mean, not a memory).
 """
 
 from __future__ import annotations
@@ -37,15 +52,32 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from video_lstm.models.convlstm import ConvGRU, ConvLSTM
+from video_lstm.models.convlstm import ConvGRU, ConvLSTM, refuse_bidirectional
 
 __all__ = [
     "ConvRecurrentTemporal",
-    "StepInput",
     "MeanPoolTemporal",
+    "PooledRecurrentTemporal",
     "RecurrentTemporal",
+    "State",
+    "StepInput",
     "TimePool",
 ]
+
+#: A temporal model's carried state: a flat tuple of tensors, each with the batch in dim 0.
+State = tuple[Tensor, ...]
+
+
+def split_state(state: State, sizes: tuple[int, ...]) -> list[State]:
+    """Cut a flat state into the parts of its components (``sizes`` tensors each), checked."""
+    if len(state) != sum(sizes):
+        raise ValueError(f"expected a state of {sum(sizes)} tensors, got {len(state)}")
+    parts, start = [], 0
+    for n in sizes:
+        parts.append(tuple(state[start : start + n]))
+        start += n
+    return parts
+
 
 TimePooling = Literal["last", "mean", "attention"]
 _POOLS = ("last", "mean", "attention")
@@ -70,8 +102,45 @@ class TimePool(nn.Module):
         if mode not in _POOLS:
             raise ValueError(f"time pooling must be one of {_POOLS}, got {mode!r}")
         self.mode = mode
+        self.dim = dim
         self.bidirectional = bidirectional
         self.score = nn.Linear(dim, 1) if mode == "attention" else None
+
+    @property
+    def state_size(self) -> int:
+        """Tensors in the carried state: none for ``"last"``, ``(sum, count)`` for
+        ``"mean"``, ``(max score, denominator, weighted sum)`` for ``"attention"``."""
+        return {"last": 0, "mean": 2, "attention": 3}[self.mode]
+
+    def init_state(self, batch: int, like: Tensor) -> State:
+        """The running pool before any step (``like`` gives device and dtype)."""
+        refuse_bidirectional(self)
+        vec, one = like.new_zeros(batch, self.dim), like.new_zeros(batch, 1)
+        if self.mode == "mean":
+            return vec, one
+        if self.mode == "attention":
+            return torch.full_like(one, float("-inf")), like.new_zeros(batch, 1), vec
+        return ()
+
+    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """Fold one step's output ``(B, D)`` into the pool: ``(pooled (B, D), state)``.
+
+        Attention is an online softmax (as in flash attention): the running maximum score
+        rescales the sum so far, so the result equals the softmax over all steps seen.
+        """
+        refuse_bidirectional(self)
+        if self.mode == "last":
+            return x, ()
+        if self.mode == "mean":
+            total, count = state
+            total, count = total + x, count + 1
+            return total / count, (total, count)
+        top, denom, total = state
+        score = self.score(x)  # (B, 1)
+        new_top = torch.maximum(top, score)
+        keep, weight = torch.exp(top - new_top), torch.exp(score - new_top)
+        denom, total = denom * keep + weight, total * keep + weight * x
+        return total / denom, (new_top, denom, total)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.mode == "mean":
@@ -90,6 +159,27 @@ def step_difference(x: Tensor) -> Tensor:
     return torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
 
 
+def _centred_unit(x: Tensor) -> Tensor:
+    """Maps ``(..., C, h, w)`` minus their per-map mean, unit length over channels."""
+    return F.normalize(x - x.mean(dim=(-2, -1), keepdim=True), dim=-3)
+
+
+def _correlation(now: Tensor, before: Tensor, radius: int) -> Tensor:
+    """Per position, ``now · before`` at each displacement within ``radius``: ``(N, C, h, w)``
+    twice (from :func:`_centred_unit`) -> ``(N, (2 * radius + 1) ** 2, h, w)``."""
+    h, w = now.shape[-2:]
+    padded = F.pad(before, (radius,) * 4)
+    side = 2 * radius + 1
+    return torch.stack(
+        [
+            (now * padded[:, :, dy : dy + h, dx : dx + w]).sum(1)
+            for dy in range(side)
+            for dx in range(side)
+        ],
+        dim=1,
+    )
+
+
 def step_correlation(x: Tensor, radius: int) -> Tensor:
     """Local correlation of each step's maps with the previous step's (a FlowNet-style cost
     volume): where did the content at each position come from?
@@ -106,19 +196,11 @@ def step_correlation(x: Tensor, radius: int) -> Tensor:
     Returns:
         ``(B, T, (2 * radius + 1) ** 2, h, w)``, zero at the first step.
     """
-    n = F.normalize(x - x.mean(dim=(3, 4), keepdim=True), dim=2)
+    n = _centred_unit(x)
     b, t, _, h, w = n.shape
     now, before = n[:, 1:].flatten(0, 1), n[:, :-1].flatten(0, 1)
-    padded = F.pad(before, (radius,) * 4)
+    corr = _correlation(now, before, radius).unflatten(0, (b, t - 1))
     side = 2 * radius + 1
-    corr = torch.stack(
-        [
-            (now * padded[:, :, dy : dy + h, dx : dx + w]).sum(1)
-            for dy in range(side)
-            for dx in range(side)
-        ],
-        dim=1,
-    ).unflatten(0, (b, t - 1))
     return torch.cat([corr.new_zeros(b, 1, side * side, h, w), corr], dim=1)
 
 
@@ -205,6 +287,44 @@ class StepInput(nn.Module):
                 corr.flatten(0, 1), conv.weight[:, 2 * self.channels :], padding=conv.padding
             )
         return self.proj[1:](out).unflatten(0, (b, t))
+
+    @property
+    def state_size(self) -> int:
+        """Tensors in the carried state: ``(previous features, seen)`` when a motion input
+        needs the previous step, else none."""
+        return 2 if (self.frame_diff or self.motion_radius) else 0
+
+    def init_state(self, batch: int, like: Tensor) -> State:
+        """The state before the first step; ``like`` is one step's features (its shape past the
+        batch, device and dtype are used)."""
+        if not self.state_size:
+            return ()
+        return like.new_zeros(batch, *like.shape[1:]), like.new_zeros(batch)
+
+    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """One step: features ``(B, C, ...)`` -> ``((B, out_channels, ...), state)``.
+
+        ``seen`` (0 before the first step, then 1) zeroes the motion inputs at the first step,
+        as :meth:`forward` does, without a Python branch on the data (the step stays one
+        traceable graph).
+        """
+        if (self.proj is not None or self.motion_radius) and x.dim() != 4:
+            raise ValueError(
+                f"proj_channels and motion_radius need maps (B, C, h, w), got {tuple(x.shape)}"
+            )
+        (state,) = split_state(state, (self.state_size,))
+        parts = [x] * self.content
+        if state:
+            prev, seen = state
+            seen = seen.view(-1, *([1] * (x.dim() - 1)))  # (B, 1, ...)
+            if self.frame_diff:
+                parts.append((x - prev) * seen)
+            if self.motion_radius:
+                corr = _correlation(_centred_unit(x), _centred_unit(prev), self.motion_radius)
+                parts.append(corr * seen)
+            state = (x, torch.ones_like(state[1]))
+        y = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        return (y if self.proj is None else self.proj(y)), state
 
     def _project_with_difference(self, x: Tensor) -> Tensor:
         """The projection conv of ``[x_t, x_t - x_{t-1}]`` without building that 2C-channel input.
@@ -295,6 +415,41 @@ class RecurrentTemporal(nn.Module):
         out, _ = self.sequence(self.step_input(x))
         return self.pool(out)
 
+    @property
+    def stateful(self) -> bool:
+        """Whether the state can be carried through a stream (not for a bidirectional model)."""
+        return not self.rnn.bidirectional
+
+    def _state_sizes(self) -> tuple[int, int, int]:
+        return self.step_input.state_size, 2 if self.cell == "lstm" else 1, self.pool.state_size
+
+    def init_state(self, batch: int, like: Tensor) -> State:
+        """Zero state: the step input's, the hidden (and cell) state ``(B, layers, hidden)``
+        each, and the time pool's. ``like`` is one step's features ``(B, D)``."""
+        refuse_bidirectional(self.rnn)
+        hidden = [
+            like.new_zeros(batch, self.rnn.num_layers, self.rnn.hidden_size)
+            for _ in range(self._state_sizes()[1])
+        ]
+        return (
+            *self.step_input.init_state(batch, like),
+            *hidden,
+            *self.pool.init_state(batch, like),
+        )
+
+    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """One step: features ``(B, D)`` -> ``(embedding (B, out_dim), state)``."""
+        refuse_bidirectional(self.rnn)
+        if x.dim() != 2:
+            raise ValueError(f"expected one step's vectors (B, D), got shape {tuple(x.shape)}")
+        s_in, s_rnn, s_pool = split_state(state, self._state_sizes())
+        y, s_in = self.step_input.step(x, s_in)
+        hx = tuple(h.transpose(0, 1).contiguous() for h in s_rnn)  # (layers, B, hidden)
+        out, hx = self.rnn(y[:, None], hx if self.cell == "lstm" else hx[0])  # (B, 1, H)
+        hx = hx if self.cell == "lstm" else (hx,)
+        emb, s_pool = self.pool.step(out[:, 0], s_pool)
+        return emb, (*s_in, *(h.transpose(0, 1) for h in hx), *s_pool)
+
 
 class PooledRecurrentTemporal(nn.Module):
     """LSTM or GRU over per-frame vectors pooled from maps by a small trainable adapter.
@@ -355,9 +510,30 @@ class PooledRecurrentTemporal(nn.Module):
             raise ValueError(f"expected maps (B, T, C, h, w), got shape {tuple(x.shape)}")
         b, t = x.shape[:2]
         maps = self.step_input(x).flatten(0, 1)  # (B*T, C', h, w)
-        pool = F.adaptive_max_pool2d if self.space_pool == "max" else F.adaptive_avg_pool2d
-        vectors = pool(maps, self.pool_size).flatten(1).unflatten(0, (b, t))  # (B, T, C'*s*s)
+        vectors = self._pool(maps).unflatten(0, (b, t))  # (B, T, C'*s*s)
         return self.rnn(vectors)
+
+    def _pool(self, maps: Tensor) -> Tensor:
+        """``(N, C', h, w)`` -> per-frame vectors ``(N, C' * s * s)``."""
+        pool = F.adaptive_max_pool2d if self.space_pool == "max" else F.adaptive_avg_pool2d
+        return pool(maps, self.pool_size).flatten(1)
+
+    @property
+    def stateful(self) -> bool:
+        return self.rnn.stateful
+
+    def init_state(self, batch: int, like: Tensor) -> State:
+        """The adapter's motion state then the LSTM/GRU's; ``like``: one step's maps."""
+        vector = like.new_zeros(1, self.rnn.step_input.channels)
+        return (*self.step_input.init_state(batch, like), *self.rnn.init_state(batch, vector))
+
+    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """One step: maps ``(B, C, h, w)`` -> ``(embedding (B, out_dim), state)``."""
+        n_in = self.step_input.state_size
+        s_in, s_rnn = split_state(state, (n_in, len(state) - n_in))
+        maps, s_in = self.step_input.step(x, s_in)  # (B, C', h, w)
+        emb, s_rnn = self.rnn.step(self._pool(maps), s_rnn)
+        return emb, (*s_in, *s_rnn)
 
 
 class ConvRecurrentTemporal(nn.Module):
@@ -446,8 +622,37 @@ class ConvRecurrentTemporal(nn.Module):
         """``(B, T, C, h, w)`` -> clip embedding ``(B, out_dim)``."""
         out, _ = self.rnn(self.step_input(x))
         # Space first: the steps' pooled maps are what the time pooling compares.
-        steps = out.amax(dim=(-2, -1)) if self.space_pool == "max" else out.mean(dim=(-2, -1))
-        return self.pool(steps)  # (B, T, C) -> (B, C)
+        return self.pool(self._space(out))  # (B, T, C) -> (B, C)
+
+    def _space(self, maps: Tensor) -> Tensor:
+        """Pool the outputs ``(..., C, h, w)`` over space: ``(..., C)``."""
+        return maps.amax(dim=(-2, -1)) if self.space_pool == "max" else maps.mean(dim=(-2, -1))
+
+    @property
+    def stateful(self) -> bool:
+        return not self.rnn.bidirectional
+
+    def _state_sizes(self) -> tuple[int, int, int]:
+        return self.step_input.state_size, self.rnn.state_size, self.pool.state_size
+
+    def init_state(self, batch: int, like: Tensor) -> State:
+        """Zero state: the step input's, each layer's hidden (and cell) maps
+        ``(B, hidden, h, w)``, the time pool's. ``like``: one step's maps ``(B, C, h, w)``."""
+        return (
+            *self.step_input.init_state(batch, like),
+            *self.rnn.init_state(batch, like),
+            *self.pool.init_state(batch, like),
+        )
+
+    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """One step: maps ``(B, C, h, w)`` -> ``(embedding (B, out_dim), state)``."""
+        if x.dim() != 4:
+            raise ValueError(f"expected one step's maps (B, C, h, w), got shape {tuple(x.shape)}")
+        s_in, s_rnn, s_pool = split_state(state, self._state_sizes())
+        y, s_in = self.step_input.step(x, s_in)
+        out, s_rnn = self.rnn.step(y, s_rnn)  # (B, out_dim, h, w)
+        emb, s_pool = self.pool.step(self._space(out), s_pool)
+        return emb, (*s_in, *s_rnn, *s_pool)
 
 
 class MeanPoolTemporal(nn.Module):
@@ -461,8 +666,22 @@ class MeanPoolTemporal(nn.Module):
         super().__init__()
         self.out_dim = dim
 
+    #: Its step is a running mean over everything seen, not a memory worth carrying.
+    stateful = False
+
     def forward(self, x: Tensor) -> Tensor:
         """``(B, T, D)`` or ``(B, T, C, h, w)`` -> ``(B, D)``."""
         if x.dim() == 5:
             return x.mean(dim=(1, 3, 4))
         return x.mean(dim=1)
+
+    def init_state(self, batch: int, like: Tensor) -> State:
+        """``(sum (B, D), count (B, 1))`` of the steps so far, zero."""
+        return like.new_zeros(batch, self.out_dim), like.new_zeros(batch, 1)
+
+    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """One step ``(B, D)`` or ``(B, C, h, w)`` -> ``(mean so far (B, D), state)``."""
+        total, count = split_state(state, (2,))[0]
+        vector = x.mean(dim=(2, 3)) if x.dim() == 4 else x
+        total, count = total + vector, count + 1
+        return total / count, (total, count)
