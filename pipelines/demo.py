@@ -83,6 +83,7 @@ def run_demo(
     t_start = time.perf_counter()
     from pipelines.batch import run_folder
     from pipelines.report import evaluate_report, folder_report, training_report
+    from video_lstm.data.datasets import DatasetSpec
     from video_lstm.inference.settings import AnnotateSettings
     from video_lstm.threads import apply_threads
     from video_lstm.training.evaluate import evaluate_untrimmed
@@ -113,9 +114,9 @@ def run_demo(
     metrics: dict[str, Any] = evaluate_untrimmed(
         recipe.checkpoint,
         str(evaluation),
-        root=recipe.data_root,
-        kind="segments_csv",
-        manifest_args={"annotations": "annotations.csv"},
+        data=DatasetSpec(
+            kind="segments_csv", root=recipe.data_root, options={"annotations": "annotations.csv"}
+        ),
         subset="test",
         predictions=str(annotated),
         progress=False,

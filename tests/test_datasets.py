@@ -286,7 +286,7 @@ def test_plain_list_errors(tmp_path):
         from_list(gap)
     with pytest.raises(ValueError, match=r"gap.txt:2: label 2 >= number of classes 2"):
         from_list(gap, class_names=["a", "b"])
-    with pytest.raises(ValueError, match="unknown manifest kind 'imagenet'"):
+    with pytest.raises(ValueError, match="unknown dataset kind 'imagenet'"):
         load_manifest("imagenet", tmp_path)
 
 

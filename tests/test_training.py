@@ -143,6 +143,7 @@ def _write_config(tmp: Path, tiny: Path, **data) -> Path:
 
 @pytest.mark.slow
 def test_cli_fit_then_validate_and_evaluate(tiny, features, tmp_path):
+    from video_lstm.data.datasets import DatasetSpec
     from video_lstm.training.cli import main
     from video_lstm.training.evaluate import evaluate_checkpoint
 
@@ -167,7 +168,8 @@ def test_cli_fit_then_validate_and_evaluate(tiny, features, tmp_path):
     assert "val/acc" in cli.trainer.callback_metrics
 
     out = tmp_path / "eval"
-    metrics = evaluate_checkpoint(last, out, root=str(tiny), num_clips=2, batch_size=2)
+    spec = DatasetSpec(kind="ucf101", root=str(tiny))
+    metrics = evaluate_checkpoint(last, out, data=spec, num_clips=2, batch_size=2)
     with open(out / "predictions.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == metrics["num_videos"] == 4

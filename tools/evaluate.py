@@ -3,7 +3,8 @@
     python tools/evaluate.py runs/video_lstm/version_0/checkpoints/last.ckpt runs/eval \\
         --root data/synthetic --kind ucf101 --num_clips 3
 
-Every option is a keyword of ``video_lstm.training.evaluate.evaluate_checkpoint`` (see --help).
+Every option is a keyword of ``video_lstm.training.evaluate.evaluate`` (see --help): a trimmed
+kind is scored by ``evaluate_checkpoint``, a temporal one by ``evaluate_untrimmed``.
 """
 
 import sys

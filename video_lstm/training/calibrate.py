@@ -3,6 +3,10 @@ checkpoint, so that ``annotate`` / ``run`` use them by default (explicit flags s
 
     video-lstm calibrate runs/.../last.ckpt --root data/synthetic_untrimmed \\
         --kind segments_csv --manifest_args '{annotations: annotations.csv}' --subset val
+    video-lstm calibrate runs/.../last.ckpt --config my_dataset.yaml   # root, kind, ... in YAML
+
+The library function :func:`calibrate_checkpoint` takes a :class:`DatasetSpec`; the command
+line gives its fields as a training config's ``data:`` section names them.
 
 Each validation video is scored exactly as annotation scores it (streamed, shared per-frame
 features, sliding windows at the model's decode size), then every combination of threshold,
@@ -16,6 +20,8 @@ from __future__ import annotations
 import csv
 import logging
 from typing import Any
+
+from video_lstm.data.datasets import DatasetSpec
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +72,7 @@ def score_videos(
 def calibrate_checkpoint(
     checkpoint: str,
     *,
-    root: str,
-    kind: str = "segments_csv",
-    manifest_args: dict[str, Any] | None = None,
+    data: DatasetSpec,
     subset: str = "val",
     out: str | None = None,
     stride: int | None = None,
@@ -80,11 +84,9 @@ def calibrate_checkpoint(
 
     Args:
         checkpoint: The trained model (``.ckpt`` or ``.pt``); updated in place unless ``out``.
-        root: Dataset root (as ``data.root`` in the training config).
-        kind: Temporal annotation kind: ``segments_csv``, ``activitynet``, ``thumos14``,
-            ``results``.
-        manifest_args: Loader options (``annotations`` relative to ``root``, ...).
-        subset: The validation subset's name (never the test videos).
+        data: The dataset (a temporal kind).
+        subset: The validation videos (never the test ones): a role of ``data.subsets`` or the
+            dataset's own subset name.
         out: Write the calibrated checkpoint here instead of replacing ``checkpoint``.
         stride: Window stride in sampled frames (default: annotation's).
         device: ``auto``, ``cpu`` or ``cuda``.
@@ -96,18 +98,16 @@ def calibrate_checkpoint(
         table of every combination is written next to the checkpoint
         (``<name>.calibration.csv``).
     """
-    from video_lstm.data.datasets import BACKGROUND
+    from video_lstm.data.datasets import BACKGROUND, list_dataset_kinds
     from video_lstm.inference.predictor import Predictor
     from video_lstm.inference.segments import calibrate_rules
     from video_lstm.io.files import atomic_path
     from video_lstm.models.checkpoint import store_segment_rules
-    from video_lstm.training.data import TEMPORAL_KINDS, VideoDataModule
 
-    if kind not in TEMPORAL_KINDS:
-        raise ValueError(f"calibration needs temporal annotations ({TEMPORAL_KINDS}), got {kind!r}")
-    manifest = VideoDataModule(
-        root=root, kind=kind, manifest_args=manifest_args, val_subset=subset
-    ).manifest("val")
+    if not data.temporal:
+        temporal = ", ".join(list_dataset_kinds(temporal=True))
+        raise ValueError(f"calibration needs temporal annotations ({temporal}), got {data.kind!r}")
+    manifest = data.manifest(subset)
     predictor = Predictor.from_checkpoint(checkpoint, device=device)
     names = predictor.class_names
     unknown = sorted(set(manifest.class_names) - set(names))
@@ -123,9 +123,9 @@ def calibrate_checkpoint(
         **best,
         "tiou": 0.5,
         "num_videos": len(scored),
-        "subset": subset,
-        "root": str(root),
-        "kind": kind,
+        "subset": data.subset_name(subset),
+        "root": data.root,
+        "kind": data.kind,
     }
     target = store_segment_rules(checkpoint, rules, report=report, out=out)
     with (
@@ -139,15 +139,56 @@ def calibrate_checkpoint(
     return {**report, **rules}
 
 
+def calibrate(
+    checkpoint: str,
+    *,
+    root: str,
+    kind: str = "segments_csv",
+    manifest_args: dict[str, Any] | None = None,
+    subset: str = "val",
+    out: str | None = None,
+    stride: int | None = None,
+    device: str = "auto",
+    backend: str = "auto",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Calibrate the segment rules of ``checkpoint`` on the ``subset`` videos of a temporal
+    dataset and store them in the checkpoint (:func:`calibrate_checkpoint`).
+
+    Args:
+        checkpoint: The trained model (``.ckpt`` or ``.pt``); updated in place unless ``out``.
+        root: Dataset root (as ``data.root`` in the training config).
+        kind: A temporal dataset kind (listed below).
+        manifest_args: The kind's options (relative paths are relative to ``root``).
+        subset: The validation subset's name (never the test videos).
+        out: Write the calibrated checkpoint here instead of replacing ``checkpoint``.
+        stride: Window stride in sampled frames (default: annotation's).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        backend: Decoder backend.
+        progress: Show progress.
+
+    Returns:
+        The stored rules and the figures they reached.
+    """
+    spec = DatasetSpec.from_config(kind=kind, root=root, manifest_args=manifest_args)
+    return calibrate_checkpoint(
+        checkpoint, data=spec, subset=subset, out=out, stride=stride, device=device,
+        backend=backend, progress=progress,
+    )  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     from jsonargparse import CLI
 
+    from video_lstm.data.datasets import describe_dataset_kinds
+
     rules = CLI(
-        calibrate_checkpoint,
+        calibrate,
         args=argv,
         as_positional=True,
         prog="video-lstm calibrate",
         exit_on_error=False,
+        epilog=describe_dataset_kinds(),
     )
     print(
         "stored segment rules: "

@@ -11,14 +11,19 @@ Two sources, the same batches for the module:
 Validation uses the ``test`` subset (UCF101/HMDB51 have no separate validation split) with
 ``num_clips`` views per video, i.e. video-level accuracy.
 
-Untrimmed videos (``kind`` ``"activitynet"``, ``"thumos14"``, ``"segments_csv"``, ``"results"``)
-train on windows drawn from the feature cache (:class:`WindowFeatureDataset`): classes are
+Which dataset is a :class:`~video_lstm.data.datasets.DatasetSpec` built from ``root``, ``kind``,
+``split``, ``manifest_args`` and the subset names (:attr:`VideoDataModule.spec`): the kind's
+loader, options and temporal flag come from the table of dataset kinds, so a kind registered by a
+plugin trains like a built-in one.
+
+Untrimmed videos (temporal kinds: ``"activitynet"``, ``"thumos14"``, ``"segments_csv"``,
+``"results"``, or a plugin's) train on windows drawn from the feature cache (:class:`WindowFeatureDataset`): classes are
 ``background`` plus the actions, windows are labelled by overlap with the segments and drawn
 class-balanced; validation accuracy is then window accuracy. ``val_subset`` names the videos
 ``video-lstm calibrate`` tunes the segment rules on.
 
-Relative paths in ``manifest_args`` (``split_dir``, ``annotations``, ``video_dir``) are relative
-to ``root``, so a config names a dataset by its root alone.
+Relative paths among a kind's path options (``split_dir``, ``annotations``, ``video_dir``) are
+relative to ``root``, so a config names a dataset by its root alone.
 """
 
 from __future__ import annotations
@@ -33,12 +38,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from video_lstm.data.datasets import TEMPORAL_LOADERS
+from video_lstm.data.datasets import DatasetSpec
 
 log = logging.getLogger(__name__)
 
-TEMPORAL_KINDS = tuple(TEMPORAL_LOADERS)
-_PATH_OPTIONS = ("split_dir", "annotations", "video_dir")
 # Words that make a class change meaning under a horizontal flip (pan_left -> pan_right).
 _DIRECTION_WORDS = {"left", "right", "cw", "ccw", "clockwise", "counterclockwise", "anticlockwise"}
 
@@ -94,12 +97,14 @@ class VideoDataModule(L.LightningDataModule):
         root: Dataset root (videos, and split files where the layout has them). For ``"folder"``
             and ``"list"``, ``{subset}`` in it is replaced by ``train`` / ``test_subset``
             (e.g. ``data/my_actions/{subset}`` with one folder per class below each).
-        kind: Manifest layout for ``load_manifest``: ``"ucf101"``, ``"hmdb51"``, ``"kinetics"``,
-            ``"folder"`` or ``"list"``.
-        split: Official split number (UCF101/HMDB51).
+        kind: A registered dataset kind (``video_lstm.data.datasets.list_dataset_kinds()``):
+            ``"ucf101"``, ``"hmdb51"``, ``"kinetics"``, ``"folder"``, ``"list"``, the temporal
+            ``"activitynet"``, ``"thumos14"``, ``"segments_csv"``, ``"results"``, or a plugin's.
+        split: Official split number, for kinds with a ``split`` option (UCF101/HMDB51).
         test_subset: Name of the held-out subset (``"test"``; ``"val"`` for Kinetics CSVs).
-        manifest_args: Extra keyword arguments for ``load_manifest`` (``split_dir``,
-            ``annotations``, ``missing``, ...).
+        manifest_args: The kind's options: its loader's keyword arguments (``split_dir``,
+            ``annotations``, ``missing``, ...); an option the kind does not have is refused with
+            the list of those it has.
         val_subset: Subset for calibrating the segment rules (untrimmed kinds, e.g. ``"val"``).
         features_dir: Train on cached features from this folder instead of decoding videos
             (needed for untrimmed kinds). The cache records which dataset it was built from
@@ -190,46 +195,39 @@ class VideoDataModule(L.LightningDataModule):
         self.seed = seed
         self.mean = list(mean) if mean is not None else None
         self.std = list(std) if std is not None else None
+        # Which dataset, as plain values; checked against the kind's options here, so a wrong
+        # option is named when the config is read, not when the first manifest is.
+        self.spec = DatasetSpec.from_config(
+            kind=kind,
+            root=root,
+            manifest_args=self.manifest_args,
+            split=split,
+            test_subset=test_subset,
+            val_subset=val_subset,
+        )
         self._class_names: list[str] | None = None
         self.datasets: dict[str, Dataset] = {}
 
     # ------------------------------------------------------------------ manifests / info
     @property
     def untrimmed(self) -> bool:
-        """Untrimmed videos with temporal annotations (windows + a background class)."""
-        return self.kind in TEMPORAL_KINDS
+        """Untrimmed videos with temporal annotations (windows + a background class): the
+        kind's ``temporal`` flag in the table."""
+        return self.spec.temporal
 
     def subset_name(self, subset: str) -> str:
         """The dataset's own name of ``"train"``, ``"test"`` or ``"val"``."""
-        if subset == "val":
-            if not self.val_subset:
-                raise ValueError("data.val_subset is not set: which videos should calibrate?")
-            return self.val_subset
-        return "train" if subset == "train" else self.test_subset
+        if subset == "val" and not self.val_subset:
+            raise ValueError("data.val_subset is not set: which videos should calibrate?")
+        return self.spec.subset_name(subset)
 
     def manifest(self, subset: str):
         """The manifest of ``subset``: ``"train"``, ``"test"`` (the held-out subset) or ``"val"``.
 
-        A ``Manifest``, or a ``TemporalManifest`` for untrimmed kinds.
+        A ``Manifest``, or a ``TemporalManifest`` for temporal kinds (see :attr:`spec`).
         """
-        from video_lstm.data.datasets import load_manifest
-
-        name = self.subset_name(subset)
-        root = str(self.root)
-        options = dict(self.manifest_args)
-        if self.kind in ("ucf101", "hmdb51"):
-            options.update(split=self.split, subset=name)
-        elif self.kind in ("kinetics", "activitynet", "thumos14", "segments_csv"):
-            options.update(subset=name)
-        else:  # folder / list / results: one folder or list file per subset
-            root = root.replace("{subset}", name)
-        # Relative to the dataset root, not the working directory; made absolute so that a
-        # loader which itself resolves against the root does not join it a second time.
-        base = Path(root).absolute()
-        for key in _PATH_OPTIONS:
-            if options.get(key) is not None and not Path(options[key]).is_absolute():
-                options[key] = str(base / str(options[key]).replace("{subset}", name))
-        return load_manifest(self.kind, root, **options)
+        self.subset_name(subset)  # refuses "val" without data.val_subset
+        return self.spec.manifest(subset)
 
     def source(self, subset: str) -> dict[str, Any]:
         """What a feature cache of ``subset`` is built from (recorded and checked on use)."""
@@ -251,12 +249,13 @@ class VideoDataModule(L.LightningDataModule):
 
                 self._class_names = list(load_index(index.parent)["class_names"])
             else:  # no cache yet (e.g. while extracting it): the manifest decides
-                m = self.manifest("train")
-                self._class_names = list(m.training_classes if self.untrimmed else m.class_names)
+                self._class_names = self.manifest("train").training_classes
         return self._class_names
 
     @property
     def num_classes(self) -> int:
+        """Model outputs: ``len(class_names)``, background included for temporal kinds (as the
+        manifest's ``num_classes`` and the feature cache's index count it)."""
         return len(self.class_names)
 
     def _norm(self) -> tuple[list[float], list[float]]:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from jsonargparse import CLI
 
+from video_lstm.data.datasets import DatasetSpec
 from video_lstm.io.files import atomic_path
 
 # torch is imported inside the functions that run a model, so ``video-lstm evaluate --help``
@@ -113,11 +114,7 @@ def evaluate_checkpoint(
     checkpoint: str | Path,
     out_dir: str | Path,
     *,
-    root: str = "data/synthetic",
-    kind: str = "ucf101",
-    split: int = 1,
-    test_subset: str = "test",
-    manifest_args: dict[str, Any] | None = None,
+    data: DatasetSpec,
     features_dir: str | None = None,
     num_clips: int = 3,
     decode_size: int | None = None,
@@ -133,11 +130,7 @@ def evaluate_checkpoint(
     Args:
         checkpoint: A ``.pt`` or Lightning ``.ckpt`` readable by ``load_checkpoint``.
         out_dir: Report folder.
-        root: Dataset root (see ``VideoDataModule``).
-        kind: Manifest layout.
-        split: Official split (UCF101/HMDB51).
-        test_subset: Held-out subset name.
-        manifest_args: Extra ``load_manifest`` options.
+        data: The dataset (a trimmed kind); its ``test`` subset is scored.
         features_dir: Evaluate on a feature cache (``<features_dir>/test``) instead of videos.
         num_clips: Views per video; their mean logits score the video.
         decode_size: Short side decoded (``None``: the checkpoint's, as in training; for old
@@ -159,6 +152,9 @@ def evaluate_checkpoint(
 
     # The user's paths first: a wrong one is named before the model loads.
     require_checkpoint(checkpoint)
+    if data.temporal:
+        raise ValueError(f"{data.kind} is a temporal kind: use evaluate_untrimmed")
+    root = data.root.replace("{subset}", data.subset_name("test"))
     if not Path(root).exists():
         raise UsageError(f"{root}: dataset not found")
     require_output_dir(out_dir)
@@ -166,12 +162,11 @@ def evaluate_checkpoint(
     decode_size = decode_size or meta.decode_size  # decode as in training
     dev = torch.device(device)
     model = model.to(dev).eval()
-    dm = VideoDataModule(
-        root=root,
-        kind=kind,
-        split=split,
-        test_subset=test_subset,
-        manifest_args=manifest_args,
+    dm = VideoDataModule(  # the training views and transforms, for the held-out subset
+        root=data.root,
+        kind=data.kind,
+        test_subset=data.subset_name("test"),
+        manifest_args=data.options,
         features_dir=features_dir,
         clip_len=meta.clip_len,
         frame_interval=meta.frame_interval,
@@ -440,9 +435,7 @@ def evaluate_untrimmed(
     checkpoint: str,
     out_dir: str,
     *,
-    root: str,
-    kind: str = "segments_csv",
-    manifest_args: dict[str, Any] | None = None,
+    data: DatasetSpec,
     subset: str = "test",
     predictions: str | None = None,
     settings: Any = None,
@@ -457,11 +450,9 @@ def evaluate_untrimmed(
     Args:
         checkpoint: The model.
         out_dir: Report folder.
-        root: Dataset root.
-        kind: Temporal annotation kind (``segments_csv``, ``activitynet``, ``thumos14``,
-            ``results``).
-        manifest_args: Loader options (``annotations`` relative to ``root``, ...).
-        subset: Which videos (the held-out ones).
+        data: The ground truth (a temporal kind).
+        subset: Which videos (the held-out ones): a role of ``data.subsets`` or the dataset's
+            own subset name.
         predictions: Score these existing result JSONs instead of annotating.
         settings: ``AnnotateSettings`` for the annotation (default: JSON output only, every
             segment rule from the checkpoint).
@@ -472,15 +463,16 @@ def evaluate_untrimmed(
     """
     from tqdm.auto import tqdm
 
+    from video_lstm.data.datasets import list_dataset_kinds
     from video_lstm.inference.settings import AnnotateSettings
     from video_lstm.inference.stages import annotate_with_predictor, load_predictor
-    from video_lstm.training.data import TEMPORAL_KINDS, VideoDataModule
 
-    if kind not in TEMPORAL_KINDS:
-        raise ValueError(f"untrimmed evaluation needs one of {TEMPORAL_KINDS}, got {kind!r}")
-    truth = VideoDataModule(
-        root=root, kind=kind, manifest_args=manifest_args, val_subset=subset
-    ).manifest("val")
+    if not data.temporal:
+        raise ValueError(
+            f"untrimmed evaluation needs a temporal kind ({', '.join(list_dataset_kinds(temporal=True))}),"
+            f" got {data.kind!r}"
+        )
+    truth = data.manifest(subset)
     out = Path(out_dir)
     if predictions is None:
         settings = settings or AnnotateSettings(outputs=["json"])
@@ -499,32 +491,90 @@ def evaluate_untrimmed(
     return metrics
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``video-lstm evaluate``: untrimmed ground truth (``--kind activitynet|thumos14|
-    segments_csv|results``) is scored by :func:`evaluate_untrimmed`, trimmed clips by
-    :func:`evaluate_checkpoint`."""
-    from video_lstm.data.datasets import TEMPORAL_LOADERS
+def evaluate(
+    checkpoint: str,
+    out_dir: str,
+    *,
+    root: str = "data/synthetic",
+    kind: str = "ucf101",
+    manifest_args: dict[str, Any] | None = None,
+    split: int = 1,
+    test_subset: str = "test",
+    subset: str = "test",
+    features_dir: str | None = None,
+    num_clips: int = 3,
+    decode_size: int | None = None,
+    batch_size: int = 4,
+    num_workers: int = 0,
+    device: str = "cpu",
+    predictions: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a checkpoint on a dataset: a trimmed kind by video-level top-1/top-5
+    (:func:`evaluate_checkpoint`), a temporal kind by annotating its untrimmed videos and scoring
+    the segments (:func:`evaluate_untrimmed`). The kind's ``temporal`` flag decides, wherever the
+    kind was given (``--kind`` or ``--config``).
 
-    args = list(argv if argv is not None else [])
-    kinds = [a.split("=", 1)[1] for a in args if a.startswith("--kind=")]
-    kinds += [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--kind"]
-    if any(k in TEMPORAL_LOADERS for k in kinds):
-        metrics = CLI(
-            evaluate_untrimmed,
-            args=args,
-            as_positional=True,
-            prog="video-lstm evaluate",
-            exit_on_error=False,
-        )
-        print(format_segment_table(metrics))
-        return
+    Args:
+        checkpoint: The model.
+        out_dir: Report folder.
+        root: Dataset root (as ``data.root`` in the training config).
+        kind: A registered dataset kind (listed below).
+        manifest_args: The kind's options (relative paths are relative to ``root``).
+        split: Official split, for kinds with a ``split`` option (UCF101/HMDB51).
+        test_subset: Trimmed: the held-out subset's name.
+        subset: Temporal: which videos are annotated and scored.
+        features_dir: Trimmed: score a feature cache (``<features_dir>/test``) instead of videos.
+        num_clips: Trimmed: views per video; their mean logits score the video.
+        decode_size: Trimmed: short side decoded (``None``: the checkpoint's).
+        batch_size: Trimmed: videos per batch.
+        num_workers: Trimmed: DataLoader workers.
+        device: Trimmed: ``"cpu"`` or ``"cuda"`` (temporal: annotation picks it).
+        predictions: Temporal: score these existing result JSONs instead of annotating.
+        progress: Temporal: show progress.
+
+    Returns:
+        The metrics.
+    """
+    from video_lstm.data.datasets import DatasetSpec
+
+    spec = DatasetSpec.from_config(
+        kind=kind, root=root, manifest_args=manifest_args, split=split, test_subset=test_subset
+    )
+    if spec.temporal:
+        return evaluate_untrimmed(
+            checkpoint, out_dir, data=spec, subset=subset, predictions=predictions,
+            progress=progress,
+        )  # fmt: skip
+    return evaluate_checkpoint(
+        checkpoint,
+        out_dir,
+        data=spec,
+        features_dir=features_dir,
+        num_clips=num_clips,
+        decode_size=decode_size,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        device=device,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``video-lstm evaluate``: :func:`evaluate` through ``CLI(fn)``; the dataset kinds and their
+    options are listed at the end of ``--help``."""
+    from video_lstm.data.datasets import describe_dataset_kinds
+
     metrics = CLI(
-        evaluate_checkpoint,
+        evaluate,
         args=argv,
         as_positional=True,
         prog="video-lstm evaluate",
         exit_on_error=False,
+        epilog=describe_dataset_kinds(),
     )
+    if "mAP" in metrics:  # segments against temporal ground truth
+        print(format_segment_table(metrics))
+        return
     print(
         f"top-1 {metrics['top1']:.4f}  top-5 {metrics['top5']:.4f}  ({metrics['num_videos']} videos)"
     )

@@ -64,14 +64,12 @@ def extract_for_config(
             segments = [
                 [(g.start_s, g.end_s, g.label) for g in v.segments] for v in manifest.videos
             ]
-            names = manifest.training_classes
         else:
             samples, segments = [(str(p), y) for p, y in manifest.samples], None
-            names = manifest.class_names
         index = extract_features(
             model,
             samples,
-            names,
+            manifest.training_classes,  # what the model outputs: background counted once
             out,
             frame_size=dm.frame_size,
             frame_interval=dm.frame_interval,

@@ -84,6 +84,7 @@ def train_untrimmed(
     """
     import yaml
 
+    from video_lstm.data.datasets import DatasetSpec
     from video_lstm.data.synthetic import write_untrimmed_dataset
     from video_lstm.io.files import atomic_path
     from video_lstm.training.calibrate import calibrate_checkpoint
@@ -146,9 +147,9 @@ def train_untrimmed(
     say("calibration: choosing the segment rules on the val videos")
     calibration = calibrate_checkpoint(
         str(checkpoint),
-        root=str(data),
-        kind="segments_csv",
-        manifest_args={"annotations": "annotations.csv"},
+        data=DatasetSpec(
+            kind="segments_csv", root=str(data), options={"annotations": "annotations.csv"}
+        ),
         subset="val",
         device="cpu",
         progress=progress,
