@@ -3,6 +3,7 @@
     video-lstm annotate VIDEO CHECKPOINT OUT_DIR [--threshold 0.6 ...]
     video-lstm run IN_DIR CHECKPOINT OUT_DIR [--limit 10 --dry_run true --threads 2 ...]
     video-lstm train fit --config configs/synthetic_demo.yaml [--threads 2]
+    video-lstm export-labels RUN_DIR OUT --format label-studio|cvat|activitynet|fiftyone
     video-lstm demo
     video-lstm --plugin my_writer.py annotate VIDEO CHECKPOINT OUT_DIR --outputs json,my_writer
 
@@ -135,6 +136,16 @@ def _report(argv: Sequence[str]) -> int:
     return 0
 
 
+def _export_labels(argv: Sequence[str]) -> int:
+    from pipelines.labels import export_labels
+
+    summary = _cli("export-labels", export_labels, argv)
+    print(summary.format_line())
+    for line in summary.variable_frame_rate[:3]:
+        print(f"warning: {line}", file=sys.stderr)
+    return 0
+
+
 def _entry(module: str, name: str) -> Callable[[Sequence[str]], int | None]:
     def call(argv: Sequence[str]) -> int | None:
         result = getattr(importlib.import_module(module), name)(list(argv))
@@ -174,6 +185,10 @@ COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int | None]]] = {
     "make-untrimmed": (
         "write synthetic untrimmed videos (actions between idle stretches) + annotations",
         _entry("video_lstm.data.synthetic", "main_untrimmed"),
+    ),
+    "export-labels": (
+        "a run's segments for Label Studio, CVAT, ActivityNet or FiftyOne (to correct)",
+        _export_labels,
     ),
     "demo": ("dataset -> brief training -> annotate demo videos", _demo),
     "report": (

@@ -20,6 +20,9 @@ gets an automatic ``background`` class, index 0):
 - ``thumos14``      :func:`from_thumos14`      ``<Class>_<subset>.txt`` lists of ``video start end``
 - ``segments_csv``  :func:`from_segments_csv`  ``video,start_s,end_s,label`` CSV (:mod:`.segments`)
 - ``results``       :func:`from_results`       the project's own result JSON (:mod:`.results`)
+- ``label-studio``  :func:`from_label_studio`  a Label Studio project's JSON export (TimelineLabels)
+- ``cvat-video``    :func:`from_cvat_video`    CVAT for video 1.1 XML (tracks, tags)
+- ``fiftyone``      :func:`from_fiftyone`      FiftyOne temporal detections (:mod:`.tools`)
 
 Both manifests share one protocol and one validation (:mod:`.base`): missing files reported once
 and skipped (or refused, ``missing="error"``), unknown labels and bad lines refused naming the
@@ -84,6 +87,7 @@ from video_lstm.data.datasets.results import from_results
 from video_lstm.data.datasets.segments import from_activitynet, from_segments_csv, from_thumos14
 from video_lstm.data.datasets.spec import DatasetSpec
 from video_lstm.data.datasets.splits import from_hmdb51, from_ucf101, read_ucf101_classes
+from video_lstm.data.datasets.tools import from_cvat_video, from_fiftyone, from_label_studio
 
 __all__ = [
     "BACKGROUND",
@@ -102,6 +106,9 @@ __all__ = [
     "finish_manifest",
     "finish_temporal",
     "from_activitynet",
+    "from_cvat_video",
+    "from_fiftyone",
+    "from_label_studio",
     "from_folders",
     "from_hmdb51",
     "from_kinetics",

@@ -1,0 +1,175 @@
+"""``video-lstm export-labels``: a folder run's segments as pre-annotations for a labelling tool.
+
+    video-lstm export-labels RUN_DIR OUT --format label-studio|cvat|activitynet|fiftyone
+        [--url_prefix https://host/videos/] [--model_version v3]
+
+The run's records (``manifest.json``, the reader the HTML report uses) give every annotated
+video and its result JSON; each video becomes one item named by its path relative to the run's
+input folder. The tool reaches the video through Label Studio's local-files path
+(``/data/local-files/?d=<name>``, with ``LOCAL_FILES_DOCUMENT_ROOT`` = the run's input folder)
+or ``--url_prefix`` + ``<name>``. Videos that failed in the run are left out (counted).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from video_lstm.io.labels import FORMATS, FRAME_COUNTING, LabelItem, video_url, write_labels
+from video_lstm.io.labels.common import warn_vfr
+from video_lstm.types import Segment
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ExportSummary", "export_labels", "run_items"]
+
+
+@dataclass
+class ExportSummary:
+    """What :func:`export_labels` wrote."""
+
+    format: str
+    out: Path
+    files: list[Path]
+    videos: int
+    segments: int
+    skipped: dict[str, int] = field(default_factory=dict)
+    variable_frame_rate: list[str] = field(default_factory=list)
+
+    def format_line(self) -> str:
+        skipped = ", ".join(f"{n} {why}" for why, n in self.skipped.items() if n)
+        return (
+            f"{self.format}: {self.videos} videos, {self.segments} segments -> {self.out} "
+            f"({len(self.files)} files)" + (f"; skipped: {skipped}" if skipped else "")
+        )
+
+
+def _segment(doc: dict[str, Any], source: Path) -> Segment:
+    try:
+        return Segment(int(doc["start_frame"]), int(doc["end_frame"]), str(doc["label"]),
+                       float(doc.get("score", 1.0)), float(doc["start_s"]), float(doc["end_s"]))  # fmt: skip
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{source}: a segment without frames, times and label: {doc!r}") from None
+
+
+def _version(header: dict[str, Any], result: dict[str, Any]) -> str:
+    model = result.get("model") or {}
+    checkpoint = Path(str(model.get("checkpoint") or header.get("checkpoint") or "model")).name
+    settings = str(header.get("settings_hash") or "")[:8]
+    return f"{checkpoint}@{settings}" if settings else checkpoint
+
+
+def run_items(
+    run_dir: str | Path,
+    *,
+    url_prefix: str | None = None,
+    model_version: str | None = None,
+) -> tuple[list[LabelItem], list[str], dict[str, int]]:
+    """The annotated videos of a folder run as :class:`LabelItem`.
+
+    Args:
+        run_dir: A ``video-lstm run`` output folder (with ``manifest.json``).
+        url_prefix: Videos are served at ``url_prefix + <name>`` (default: Label Studio's
+            local-files path).
+        model_version: Recorded with the predictions (default: the checkpoint's file name and
+            the run's settings hash, ``model.pt@1a2b3c4d``).
+
+    Returns:
+        ``(items, the model's class names, {reason: videos left out})``.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` is not a folder run.
+    """
+    from pipelines.report import _outputs, _records
+
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: run folder not found")
+    header, records = _records(root)
+    input_dir = Path(str(header.get("input_dir") or root))
+    items: list[LabelItem] = []
+    classes: list[str] = []
+    skipped = {"failed": 0, "without a result JSON": 0}
+    for rel, record in records.items():
+        if record.get("status") == "failed":
+            skipped["failed"] += 1
+            continue
+        files = _outputs(root, rel, record)
+        result_file = next((f for f in files if f.suffix == ".json"
+                            and not f.name.endswith(".done.json")), None)  # fmt: skip
+        if result_file is None:
+            skipped["without a result JSON"] += 1
+            continue
+        try:
+            result = json.loads(result_file.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ValueError(f"{result_file}: not JSON ({exc})") from None
+        info = result.get("video") or {}
+        path = Path(str(info.get("path") or input_dir / rel))
+        segments = tuple(_segment(s, result_file) for s in result.get("segments") or [])
+        for c in (result.get("model") or {}).get("class_names") or []:
+            if c not in classes:
+                classes.append(c)
+        items.append(
+            LabelItem(
+                path=path,
+                name=rel,
+                url=video_url(rel, url_prefix=url_prefix),
+                fps=float(info.get("fps") or 0.0),
+                num_frames=int(info.get("num_frames") or 0),
+                width=int(info.get("width") or 0),
+                height=int(info.get("height") or 0),
+                segments=segments,
+                model_version=model_version or _version(header, result),
+            )
+        )
+    if not items:
+        raise ValueError(f"{root}: no annotated video with a result JSON in this run")
+    background = (header.get("settings") or {}).get("segments", {}).get("background")
+    return items, [c for c in classes if c != background], skipped
+
+
+def export_labels(
+    run_dir: str,
+    out: str,
+    *,
+    format: str = "label-studio",
+    url_prefix: str | None = None,
+    model_version: str | None = None,
+    background: str = "background",
+) -> ExportSummary:
+    """Export a folder run's segments for a labelling tool.
+
+    ``label-studio``: ``OUT/tasks.json`` (import it into a project) and
+    ``OUT/labeling_config.xml`` (the project's labelling interface). ``cvat``: one
+    ``OUT/<video>.xml`` (CVAT for video 1.1) per video, to upload as a task's annotations.
+    ``activitynet``: ``OUT/activitynet.json``. ``fiftyone``: ``OUT/labels.json`` and
+    ``OUT/data.json`` for ``FiftyOneTemporalDetectionDataset``.
+
+    Args:
+        run_dir: A ``video-lstm run`` output folder.
+        out: Output folder.
+        format: ``label-studio``, ``cvat``, ``activitynet`` or ``fiftyone``.
+        url_prefix: Where the tool loads the videos from: ``url_prefix + <path relative to the
+            run's input folder>``. Default: Label Studio's ``/data/local-files/?d=<path>``
+            (start Label Studio with ``LOCAL_FILES_SERVING_ENABLED=true`` and
+            ``LOCAL_FILES_DOCUMENT_ROOT`` = the run's input folder).
+        model_version: Recorded with the predictions (default: ``<checkpoint>@<settings hash>``).
+        background: The no-action label (never exported as a segment).
+
+    Returns:
+        The :class:`ExportSummary` (files written, videos and segments, videos left out).
+    """
+    if format not in FORMATS:
+        raise ValueError(f"unknown --format {format!r}; expected one of {sorted(FORMATS)}")
+    out_dir = Path(out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"{out_dir}: exists and is not a folder")
+    items, classes, skipped = run_items(run_dir, url_prefix=url_prefix, model_version=model_version)
+    vfr = warn_vfr(items, FRAME_COUNTING[format]) if format in FRAME_COUNTING else []
+    files = write_labels(format, items, out_dir, class_names=classes, background=background)
+    segments = sum(1 for i in items for s in i.segments if s.label != background)
+    return ExportSummary(format, out_dir, files, len(items), segments, skipped, vfr)
