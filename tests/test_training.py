@@ -318,3 +318,78 @@ def test_last_ckpt_is_the_last_epoch_while_top_k_keeps_the_best(tmp_path):
     with pytest.warns(UserWarning, match="exists and is not empty"):  # the same run, resumed
         more.fit(_Worsening(), ckpt_path=tmp_path / "last.ckpt")
     assert more.global_step == 8 and torch.load(tmp_path / "last.ckpt")["epoch"] == 3
+
+
+def test_default_root_dir_holds_logs_checkpoints_and_config(tiny, features, tmp_path, monkeypatch):
+    """``--trainer.default_root_dir DIR`` is Lightning's convention; our default loggers carry
+    their own ``save_dir`` and used to win, so everything went to ./runs instead."""
+    from video_lstm.training.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    cfg = _write_config(tmp_path, tiny, features_dir=str(features))
+    root = tmp_path / "elsewhere"
+    for _ in range(2):  # the second run takes the next version folder under DIR
+        cli = main(["fit", "--config", str(cfg), "--trainer.max_epochs=1",
+                    "--trainer.enable_model_summary=false", f"--trainer.default_root_dir={root}"],
+                   name="t")  # fmt: skip
+    log_dir = Path(cli.trainer.log_dir)
+    assert log_dir == root / "t" / "version_1"
+    assert {"metrics.csv", "config.yaml", "checkpoints"} <= {p.name for p in log_dir.iterdir()}
+    assert list(log_dir.glob("events.out.tfevents*"))
+    assert (
+        Path(cli.trainer.checkpoint_callback.last_model_path)
+        == log_dir / "checkpoints" / "last.ckpt"
+    )
+    assert (log_dir / "checkpoints" / "last.ckpt").is_file()
+    saved = yaml.safe_load((log_dir / "config.yaml").read_text())
+    assert saved["trainer"]["default_root_dir"] == str(root)
+    assert all(lg["init_args"]["save_dir"] == str(root) for lg in saved["trainer"]["logger"])
+    assert not (tmp_path / "runs").exists()
+
+
+def _ddp_args(repo: Path) -> list[str]:
+    return ["--config", str(repo / "configs" / "trainer" / "ddp.yaml"),
+            "--trainer.accelerator", "cpu", "--trainer.devices", "2"]  # fmt: skip
+
+
+def test_ddp_config_builds_a_two_process_cpu_trainer(tiny, tmp_path):
+    """The fast half of the DDP check: the README's ddp.yaml on CPU builds a DDP Trainer
+    of two processes around the thin DataModule (the run itself is the slow test below)."""
+    from lightning.pytorch.strategies import DDPStrategy
+
+    from video_lstm.training.cli import main
+
+    cfg = _write_config(tmp_path, tiny)
+    repo = Path(__file__).resolve().parents[1]
+    cli = main(["--config", str(cfg), *_ddp_args(repo)], run=False, root_dir=str(tmp_path))
+    strategy = cli.trainer.strategy
+    assert isinstance(strategy, DDPStrategy) and strategy.root_device.type == "cpu"
+    assert cli.trainer.num_devices == 2 and cli.trainer.world_size == 2
+    assert cli.datamodule.class_names == ["move_left", "move_right"]
+
+
+@pytest.mark.slow
+def test_ddp_fit_with_the_readme_config_on_two_cpu_processes(tiny, features, tmp_path):
+    """``configs/trainer/ddp.yaml`` (the README's DDP config) with ``--trainer.accelerator cpu
+    --trainer.devices 2``: two processes (gloo), one run folder, a checkpoint that reloads."""
+    import subprocess
+    import sys
+
+    cfg = _write_config(tmp_path, tiny, features_dir=str(features))
+    root = tmp_path / "ddp"
+    repo = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "pipelines.cli", "train", "fit", "--config", str(cfg),
+           *_ddp_args(repo), "--trainer.max_epochs", "2",
+           "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+           "--trainer.default_root_dir", str(root), "--threads", "1"]  # fmt: skip
+    env = {**__import__("os").environ, "PYTHONPATH": str(repo)}
+    run = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "world_size: 2" in run.stderr or "Initializing distributed: GLOBAL_RANK: 1" in run.stderr
+    (log_dir,) = (root / "video_lstm").iterdir()  # both ranks wrote to rank 0's folder
+    saved = yaml.safe_load((log_dir / "config.yaml").read_text())
+    assert (saved["trainer"]["strategy"], str(saved["trainer"]["devices"])) == ("ddp", "2")
+    assert len(read_val_curve(log_dir / "metrics.csv")) == 2
+    model, meta = load_checkpoint(log_dir / "checkpoints" / "last.ckpt")
+    assert meta.class_names == ["move_left", "move_right"] and model.num_classes == 2
+    assert not (tmp_path / "runs").exists()

@@ -11,7 +11,7 @@ Configs compose: ``--config configs/model/X.yaml --config configs/data/Y.yaml``.
 module's class names are linked into the model, precision is picked for the device when not
 given (fp32 on CPU, bf16/fp16 mixed on GPU), checkpoints keep the best and the last epoch and
 carry the inference metadata, CSV + TensorBoard logs and the resolved ``config.yaml`` go to
-``runs/<name>/version_N/``.
+``runs/<name>/version_N/`` (``--trainer.default_root_dir DIR``: ``DIR/<name>/version_N/``).
 """
 
 from __future__ import annotations
@@ -29,10 +29,15 @@ from lightning.pytorch.loggers import CSVLogger
 from video_lstm.training.data import VideoDataModule
 from video_lstm.training.module import LastEpochCheckpoint, VideoLSTMModule, pick_precision
 
+_DEFAULT_LOGGERS = {f"lightning.pytorch.loggers.{n}" for n in ("CSVLogger", "TensorBoardLogger")}
+
 
 def trainer_defaults(root_dir: str = "runs", name: str = "video_lstm") -> dict[str, Any]:
     """Trainer defaults: CSV + TensorBoard logs under ``root_dir/name/version_N``, LR monitor.
 
+    ``root_dir`` is also the default of ``--trainer.default_root_dir``; a different
+    ``default_root_dir`` given on the command line or in a config moves the default loggers
+    (hence the checkpoints and ``config.yaml``) there (:meth:`VideoLSTMCLI.before_instantiate_classes`).
     The loggers are ``class_path`` dicts, which jsonargparse instantiates and can write to the
     saved ``config.yaml`` (an instance there gives "Unable to serialize instance").
     ``--trainer.logger`` / ``--trainer.callbacks`` in a config replace them; the callbacks stay
@@ -42,6 +47,7 @@ def trainer_defaults(root_dir: str = "runs", name: str = "video_lstm") -> dict[s
     version = CSVLogger(save_dir=root_dir, name=name).version  # the next free version_N
     where = {"save_dir": root_dir, "name": name, "version": version}
     return {
+        "default_root_dir": root_dir,
         "max_epochs": 20,
         "log_every_n_steps": 10,
         "logger": [
@@ -125,8 +131,29 @@ class VideoLSTMCLI(LightningCLI):
 
         cfg = self.config[self.subcommand] if self.subcommand else self.config
         apply_threads(cfg.get("threads"))
+        self._follow_default_root_dir(cfg.trainer)
         if cfg.trainer.get("precision") is None:
             cfg.trainer.precision = pick_precision(str(cfg.trainer.get("accelerator") or "auto"))
+
+    def _follow_default_root_dir(self, trainer: Namespace) -> None:
+        """Point the default loggers at ``trainer.default_root_dir`` when it was changed.
+
+        Lightning puts logs, checkpoints and ``config.yaml`` under ``default_root_dir`` only
+        for loggers it makes itself; ours carry their own ``save_dir``, which silently won.
+        A logger given in a config (another class or ``save_dir``) is left as it is.
+        """
+        default = self.trainer_defaults.get("default_root_dir")
+        root = trainer.get("default_root_dir")
+        loggers = trainer.get("logger")
+        if root is None or default is None or str(root) == str(default):
+            return
+        for logger in loggers if isinstance(loggers, list) else [loggers]:
+            mine = isinstance(logger, Namespace) and logger.get("class_path") in _DEFAULT_LOGGERS
+            where = logger.init_args if mine else {}
+            if mine and str(where.get("save_dir")) == str(default):
+                # both loggers share the next free version_N under the new root
+                where.save_dir = str(root)
+                where.version = CSVLogger(save_dir=str(root), name=where.name).version
 
 
 class _NoTrainer(VideoLSTMCLI):
