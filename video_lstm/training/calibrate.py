@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     from jsonargparse import CLI
 
     from video_lstm.data.datasets import describe_dataset_kinds
+    from video_lstm.training.evaluate import epilog_as_written
 
     rules = CLI(
         calibrate,
@@ -189,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="video-lstm calibrate",
         exit_on_error=False,
         epilog=describe_dataset_kinds(),
+        formatter_class=epilog_as_written(),
     )
     print(
         "stored segment rules: "

@@ -559,6 +559,19 @@ def evaluate(
     )
 
 
+def epilog_as_written() -> type:
+    """jsonargparse's help formatter, but the epilog (the table of dataset kinds) keeps its
+    lines instead of being re-flowed into one paragraph."""
+    import argparse
+
+    from jsonargparse import DefaultHelpFormatter
+
+    class Formatter(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
+        pass
+
+    return Formatter
+
+
 def main(argv: list[str] | None = None) -> None:
     """``video-lstm evaluate``: :func:`evaluate` through ``CLI(fn)``; the dataset kinds and their
     options are listed at the end of ``--help``."""
@@ -571,6 +584,7 @@ def main(argv: list[str] | None = None) -> None:
         prog="video-lstm evaluate",
         exit_on_error=False,
         epilog=describe_dataset_kinds(),
+        formatter_class=epilog_as_written(),
     )
     if "mAP" in metrics:  # segments against temporal ground truth
         print(format_segment_table(metrics))

@@ -23,12 +23,14 @@ The loader's signature is the kind's contract::
 from __future__ import annotations
 
 import inspect
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from video_lstm.data.datasets.base import Manifest, TemporalManifest
+from video_lstm.plugins import load_plugins
 
 # The options a spec fills itself (from its subsets), not the config.
 SPEC_OPTIONS = ("subset",)
@@ -157,8 +159,8 @@ def register_dataset_kind(
     unknown = sorted(set(path_options) - set(options))
     if unknown:
         raise ValueError(f"{where}: path_options {unknown} are not options of the loader")
-    if description is None:
-        description = (inspect.getdoc(loader) or "").split("\n", 1)[0]
+    if description is None:  # the docstring's first paragraph, on one line
+        description = " ".join((inspect.getdoc(loader) or "").split("\n\n", 1)[0].split())
     kind = DatasetKind(
         name=name,
         loader=loader,
@@ -182,6 +184,7 @@ def get_dataset_kind(name: str) -> DatasetKind:
     Raises:
         ValueError: No such kind; the message lists the registered ones.
     """
+    load_plugins()  # a worker process finds what the command line's --plugin registered
     try:
         return _KINDS[name]
     except KeyError:
@@ -193,6 +196,7 @@ def get_dataset_kind(name: str) -> DatasetKind:
 
 def list_dataset_kinds(*, temporal: bool | None = None) -> list[str]:
     """Registered kind names, sorted; ``temporal=True`` / ``False`` keeps only those."""
+    load_plugins()
     return sorted(n for n, k in _KINDS.items() if temporal is None or k.temporal == temporal)
 
 
@@ -201,15 +205,24 @@ def is_temporal(kind: str) -> bool:
     return get_dataset_kind(kind).temporal
 
 
-def describe_dataset_kinds() -> str:
+def describe_dataset_kinds(width: int = 100) -> str:
     """The table as text for ``--help``: each kind, trimmed or temporal, and its options."""
-    lines = ["Dataset kinds (data.kind; options go in manifest_args):"]
+    lines = ["Dataset kinds (--kind; their options go in --manifest_args):"]
     for name in list_dataset_kinds():
         kind = _KINDS[name]
         what = "temporal" if kind.temporal else "trimmed"
-        lines.append(f"  {name} ({what}): {kind.description}")
+        lines += textwrap.wrap(
+            f"{name} ({what}): {kind.description}", width, initial_indent="  ",
+            subsequent_indent="      ",
+        )  # fmt: skip
         if kind.config_options:
-            lines.append(f"      options: {kind.format_options()}")
+            # An option is not broken across lines: its spaces are held until after wrapping.
+            items = [_format_parameter(p).replace(" ", "\0") for p in kind.config_options.values()]
+            wrapped = textwrap.wrap(
+                "options: " + ", ".join(items), width, initial_indent="      ",
+                subsequent_indent="        ", break_long_words=False, break_on_hyphens=False,
+            )  # fmt: skip
+            lines += [line.replace("\0", " ") for line in wrapped]
     return "\n".join(lines)
 
 
@@ -238,7 +251,10 @@ def load_manifest(kind: str, root: str | Path, **options: Any) -> Manifest | Tem
 def _format_parameter(p: inspect.Parameter) -> str:
     text = p.name
     if p.annotation is not inspect.Parameter.empty:
-        text += f": {p.annotation}"  # a string under `from __future__ import annotations`
+        # A string under ``from __future__ import annotations``, else a type: ``int``, not
+        # ``<class 'int'>``.
+        ann = p.annotation
+        text += f": {ann if isinstance(ann, str) else inspect.formatannotation(ann)}"
     if p.default is not inspect.Parameter.empty:
         many = isinstance(p.default, tuple | list) and len(p.default) > 4
         text += f" = ({len(p.default)} values)" if many else f" = {p.default!r}"
