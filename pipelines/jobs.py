@@ -37,19 +37,21 @@ The API an engine calls (the local engine, ``pipelines.batch.run_folder``, is th
   host, pid, heartbeat; a claim whose heartbeat is older than ``stale_after`` seconds, or whose
   process on this host is gone, is taken over).
 - :func:`run_job` does one video end to end while the caller holds its claim: removes what an
-  earlier attempt left (its temporaries, its clips, its record), annotates, and writes the
-  per-video record atomically (``status`` ``done`` or ``failed`` with the reason, outputs,
-  owner, host, timings). Per-video errors never raise: they end in a ``failed`` record (also a
+  earlier attempt left (the temporaries of every writer's files, what a writer's ``clean``
+  names such as its clips, its record), annotates, and writes the per-video record atomically
+  (``status`` ``done`` or ``failed`` with the reason, outputs and the files by writer, owner,
+  host, timings). Per-video errors never raise: they end in a ``failed`` record (also a
   record that cannot be written, e.g. on a full disk: then the returned record says so).
   ``KeyboardInterrupt`` propagates and leaves no record (the video is redone later).
-- :func:`is_complete` is true when the record says ``done`` for ``digest`` and every output it
-  lists exists.
+- :func:`is_complete` is true when the record says ``done`` for ``digest``, every output it
+  lists exists and so does every file its writers declare (the writer table,
+  ``video_lstm.inference.writers``: a plugin's writer is part of a complete video too).
 - :func:`build_manifest` rebuilds ``manifest.json`` from all records under a manifest claim, so
   concurrent rebuilds are ordered and the last one written is the most complete.
 
 Layout of an output folder::
 
-    out/<rel dir>/<file name>.json .csv .srt .vtt, <file name>_annotated.mp4
+    out/<rel dir>/<file name>.json .csv .srt .vtt, <file name>_annotated.mp4 (+ plugins')
     out/<rel dir>/clips/<label>/<file name>_<start>-<end>.mp4
     out/.video_lstm/claims/<key>.claim     a video being worked on (deleted when done)
     out/.video_lstm/records/<key>.json     a video's record (written last)
@@ -67,7 +69,6 @@ import glob
 import hashlib
 import json
 import os
-import re
 import time
 import traceback
 from collections.abc import Callable, Collection, Sequence
@@ -78,6 +79,7 @@ from typing import Any
 from video_lstm.errors import UsageError, VideoError
 from video_lstm.inference.settings import AnnotateSettings
 from video_lstm.inference.stages import annotate_with_predictor
+from video_lstm.inference.writers import list_writers
 from video_lstm.io.checks import require_dir
 from video_lstm.io.claims import DEFAULT_STALE_AFTER_S, HOST, Claim, try_claim
 from video_lstm.io.clips import NAME_MAX_BYTES
@@ -106,8 +108,6 @@ __all__ = [
 DEFAULT_EXTENSIONS = VIDEO_EXTENSIONS  # the one list, shared with the datasets
 MANIFEST_NAME = "manifest.json"
 STATE_DIR = ".video_lstm"
-# The files annotate_with_predictor writes next to each other, by suffix of the output name.
-_OUTPUT_SUFFIXES = (".json", ".csv", ".srt", ".vtt", "_annotated.mp4")
 
 
 def discover_videos(
@@ -339,38 +339,41 @@ def read_record(job: VideoJob) -> dict[str, Any] | None:
 
 
 def is_complete(job: VideoJob, digest: str) -> bool:
-    """True when the job's record says ``done`` for ``digest`` and every listed output exists."""
+    """True when the job's record says ``done`` for ``digest``, every output it lists exists,
+    and so does every file its writers declare (``inference.writers``: a plugin's writer
+    counts as any other; a writer that is not registered here makes the video incomplete)."""
     record = read_record(job)
     if not record or record.get("status") != "done" or record.get("settings_hash") != digest:
         return False
-    return all((job.root / p).is_file() for p in record.get("outputs", []))
+    if not all((job.root / p).is_file() for p in record.get("outputs", [])):
+        return False
+    ran = record.get("files")  # writer -> files; records of older versions have none
+    if isinstance(ran, dict) and ran:
+        writers = {w.name: w for w in list_writers()}
+        if any(name not in writers for name in ran):
+            return False
+        declared = (p for name in ran for p in writers[name].paths(job.out_dir, job.name))
+        return all(p.is_file() for p in declared)
+    return True
 
 
 def _clear_previous(job: VideoJob) -> None:
     """Before a video is (re)done by the runner holding its claim: its record (the outputs are
-    about to change), the temporaries a killed attempt left, and its clips from an earlier
-    attempt (their segments may differ). Other videos' files are never touched: temporaries
-    are matched by exact final name (``io.files.temp_pattern``), clips by name and frames."""
+    about to change), the temporaries a killed attempt left of every writer's files, and what
+    each writer's ``clean`` removes (the clips of an earlier attempt: their segments may
+    differ). Other videos' files are never touched: temporaries are matched by exact final
+    name (``io.files.temp_pattern``)."""
     job.record_path.unlink(missing_ok=True)
-    patterns = [temp_pattern(job.out_dir / f"{job.name}{s}") for s in _OUTPUT_SUFFIXES]
+    writers = list_writers()
+    patterns = [temp_pattern(p) for w in writers for p in w.paths(job.out_dir, job.name)]
     if job.out_dir.is_dir():
         for entry in os.scandir(job.out_dir):
             if entry.name.startswith(".") and any(p.fullmatch(entry.name) for p in patterns):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
-    # io.clips.clip_path names clips <name>_<start>-<end>.mp4; atomic_path's temporaries
-    # are .<clip name>.<8 hex>.mp4.part
-    clip = rf"{re.escape(job.name)}_\d{{6,}}-\d{{6,}}\.mp4"
-    clip_or_temp = re.compile(rf"{clip}|\.{clip}\.[0-9a-f]{{8}}\.mp4\.part")
-    clips = job.out_dir / "clips"
-    if clips.is_dir():
-        for label in os.scandir(clips):
-            if not label.is_dir():
-                continue
-            for entry in os.scandir(label.path):
-                if clip_or_temp.fullmatch(entry.name):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(entry.path)
+    for writer in writers:
+        if writer.clean is not None:
+            writer.clean(job.out_dir, job.name)
 
 
 def _now() -> str:
@@ -436,14 +439,18 @@ def run_job(
             traceback=printable(traceback.format_exc(limit=5)),
         )
     else:
-        outputs = [Path(p).relative_to(job.root).as_posix() for p in result.output_files]
+
+        def rel(paths: list[str]) -> list[str]:
+            return [printable(Path(p).relative_to(job.root).as_posix()) for p in paths]
+
         record.update(
             status="done",
             num_frames=result.info.num_frames,
             frames_lost=result.info.frames_lost,  # damaged stream, on_error="skip"
             rotation=result.info.rotation,
             segments=len(result.segments),
-            outputs=[printable(p) for p in outputs],
+            outputs=rel(result.output_files),
+            files={name: rel(paths) for name, paths in result.files.items()},  # by writer
         )
     record.update(finished=_now(), finished_ts=time.time())
     record["seconds"] = round(time.perf_counter() - t0, 3)

@@ -269,24 +269,41 @@ def _records(run_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     return header, {str(k): dict(v) for k, v in videos.items() if isinstance(v, dict)}
 
 
-def _outputs(run_dir: Path, rel: str, record: dict[str, Any]) -> list[Path]:
-    """A record's output files on disk. Paths are relative to the run folder (or, in records of
-    older runs, to the video's own output folder); a record without outputs (a video skipped
-    as complete) takes them from the video's completion marker."""
-    listed = record.get("outputs")
+def _outputs(run_dir: Path, rel: str, record: dict[str, Any]) -> dict[str, list[Path]]:
+    """A record's output files on disk, by the writer that wrote them (the record's ``files``;
+    ``inference.writers``). Paths are relative to the run folder (or, in records of older runs,
+    to the video's own output folder); records of older versions list files only, sorted here
+    by the built-in writers' file names; a record without outputs (a video skipped as
+    complete) takes them from the video's completion marker."""
+    listed, grouped = record.get("outputs"), record.get("files")
     if not listed:
         for marker in (run_dir / rel).parent.glob("*.done.json"):
             doc = _read_json(marker)
             if isinstance(doc, dict) and doc.get("video") == rel:
                 listed = doc.get("outputs") or []
                 break
-    found = []
-    for p in listed or []:
-        for base in (run_dir, (run_dir / rel).parent):
-            if (base / p).is_file():
-                found.append(base / p)
-                break
-    return found
+
+    def on_disk(paths: list[Any]) -> list[Path]:
+        found = []
+        for p in paths or []:
+            for base in (run_dir, (run_dir / rel).parent):
+                if (base / p).is_file():
+                    found.append(base / p)
+                    break
+        return found
+
+    if isinstance(grouped, dict):
+        return {str(name): on_disk(paths) for name, paths in grouped.items()}
+    by_writer: dict[str, list[Path]] = {}
+    for f in on_disk(listed):
+        if f.name.endswith("_annotated.mp4"):
+            name = "video"
+        elif f.suffix == ".mp4":
+            name = "clips"
+        else:
+            name = f.suffix.lstrip(".")
+        by_writer.setdefault(name, []).append(f)
+    return by_writer
 
 
 def _thumbnail(clip: Path, root: Path, width: int = 160) -> Path | None:
@@ -335,7 +352,7 @@ def _video_page(
     rel: str,
     record: dict[str, Any],
     result: dict[str, Any],
-    files: list[Path],
+    files: dict[str, list[Path]],
     page: Path,
 ) -> str:
     info = result.get("video") or {}
@@ -345,8 +362,9 @@ def _video_page(
     segments = list(result.get("segments") or [])
     fps = float(info.get("fps") or 0) or 1.0
     duration = float(info.get("duration") or (info.get("num_frames") or 0) / fps)
-    annotated = next((f for f in files if f.name.endswith("_annotated.mp4")), None)
-    clips = [f for f in files if f.suffix == ".mp4" and f is not annotated]
+    # The two writers the page shows (a player, clip cards); every other one's files are links.
+    annotated = next(iter(files.get("video", [])), None)
+    clips = list(files.get("clips", []))
 
     parts = [f'<p class="muted">{_e(info.get("path", rel))}</p>']
     parts.append(
@@ -447,7 +465,7 @@ def _video_page(
             )
         parts.append(f'<h2>Clips</h2><div class="clips">{"".join(cards)}</div>')
 
-    others = [f for f in files if f.suffix in (".json", ".csv", ".srt", ".vtt")]
+    others = [f for name, fs in files.items() if name not in ("video", "clips") for f in fs]
     if others:
         links = " · ".join(f'<a href="{_href(f, page)}">{_e(f.name)}</a>' for f in others)
         parts.append(f"<h2>Files</h2><p>{links}</p>")
@@ -493,9 +511,9 @@ def folder_report(run_dir: str | Path) -> Path:
     for rel, record in records.items():
         status = str(record.get("status", "unknown"))
         counts[status] = counts.get(status, 0) + 1
-        files = _outputs(root, rel, record) if status != "failed" else []
+        files = _outputs(root, rel, record) if status != "failed" else {}
         result_file = next(
-            (f for f in files if f.suffix == ".json" and not f.name.endswith(".done.json")), None
+            (f for f in files.get("json", []) if not f.name.endswith(".done.json")), None
         )
         result = _read_json(result_file) if result_file is not None else None
         name_cell = _e(rel)

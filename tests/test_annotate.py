@@ -12,7 +12,7 @@ import pytest
 import torch
 from test_write import is_faststart
 
-import video_lstm.inference.writers as writers_mod
+import video_lstm.io.video as video_mod  # the video writer imports its encoder from here
 from video_lstm import open_video
 from video_lstm.data.sampling import sliding_window_starts
 from video_lstm.errors import NotAVideoError
@@ -192,7 +192,7 @@ def test_outputs_option_limits_what_is_written(checkpoint, video, tmp_path):
 
 
 def test_interrupted_annotation_leaves_no_final_files(checkpoint, video, tmp_path, monkeypatch):
-    real_write = writers_mod.write_annotated_video
+    real_write = video_mod.write_annotated_video
 
     class FailingReader:
         """The real reader, but decoding stops with an error after one chunk."""
@@ -208,7 +208,7 @@ def test_interrupted_annotation_leaves_no_final_files(checkpoint, video, tmp_pat
             raise RuntimeError("interrupted mid-video")
 
     monkeypatch.setattr(
-        writers_mod,
+        video_mod,
         "write_annotated_video",
         lambda reader, *a, **k: real_write(FailingReader(reader), *a, **k),
     )

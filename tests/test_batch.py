@@ -14,7 +14,7 @@ import av
 import pytest
 import torch
 
-import video_lstm.inference.writers as writers_mod
+import video_lstm.io.video as video_mod  # the video writer imports its encoder from here
 from pipelines.batch import discover_videos, run_folder
 from pipelines.jobs import plan_jobs, read_record
 from video_lstm.errors import UsageError
@@ -151,14 +151,14 @@ def test_dry_run_and_limit(folder, checkpoint, tmp_path):
 
 def test_interrupted_run_resumes_cleanly(folder, checkpoint, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    real_write = writers_mod.write_annotated_video
+    real_write = video_mod.write_annotated_video
 
     def interrupt_on_b(reader, path, **kwargs):
         if Path(path).name.startswith("b"):
             raise KeyboardInterrupt  # like Ctrl-C while b is being processed
         return real_write(reader, path, **kwargs)
 
-    monkeypatch.setattr(writers_mod, "write_annotated_video", interrupt_on_b)
+    monkeypatch.setattr(video_mod, "write_annotated_video", interrupt_on_b)
     with pytest.raises(KeyboardInterrupt):
         _run(folder, checkpoint, out, extensions=[".mp4"], **FAST)
     jobs = {j.rel: j for j in plan_jobs(folder, out)}

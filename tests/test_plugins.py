@@ -34,7 +34,8 @@ def plugin(tmp_path, monkeypatch) -> tuple[Path, Path]:
     path.write_text(PLUGIN)
     mark = tmp_path / "mark.txt"
     monkeypatch.setenv("PLUGIN_MARK", str(mark))
-    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setenv(ENV_VAR, "")  # so that undo removes what main() sets
+    monkeypatch.delenv(ENV_VAR)
     monkeypatch.setattr(plugins, "_loaded", {})
     return path, mark
 

@@ -15,12 +15,11 @@ from pipelines.batch import run_folder, settings_hash
 from pipelines.cli import _expand_short_options
 from video_lstm.inference.annotate import annotate_video
 from video_lstm.inference.settings import (
-    OUTPUTS,
     AnnotateSettings,
     RuntimeOptions,
     SegmentRules,
 )
-from video_lstm.inference.writers import WRITERS
+from video_lstm.inference.writers import DEFAULT_OUTPUTS, writer_names
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE_CONFIGS = {"annotate": annotate_video, "run": run_folder}
@@ -99,5 +98,9 @@ def test_settings_round_trip_through_plain_values():
 
 
 def test_every_output_has_a_writer_and_json_is_written_last():
-    assert set(WRITERS) == set(OUTPUTS)
-    assert list(WRITERS)[-1] == "json"
+    assert set(DEFAULT_OUTPUTS) <= set(writer_names())
+    assert AnnotateSettings().outputs == list(DEFAULT_OUTPUTS)
+    assert writer_names()[-1] == "json"
+    assert AnnotateSettings(outputs="json, csv").outputs == ["json", "csv"]  # --outputs json,csv
+    with pytest.raises(ValueError, match="unknown outputs.*choose from"):
+        AnnotateSettings(outputs=["json", "tsv"])

@@ -63,8 +63,6 @@ def _import_file(path: str) -> ModuleType:
     stem = re.sub(r"\W", "_", Path(path).stem)
     digest = hashlib.sha256(os.fsencode(path)).hexdigest()[:8]
     name = f"video_lstm_plugin_{stem}_{digest}"
-    if name in sys.modules:
-        return sys.modules[name]
     module_spec = importlib.util.spec_from_file_location(name, path)
     if module_spec is None or module_spec.loader is None:
         raise PluginError(f"plugin {path}: not a Python file")

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from video_lstm.inference.result import AnnotationResult
 from video_lstm.inference.settings import AnnotateSettings
-from video_lstm.inference.stages import AnnotationResult, annotate_with_predictor, load_predictor
+from video_lstm.inference.stages import annotate_with_predictor, load_predictor
 from video_lstm.io.checks import require_checkpoint, require_file, require_output_dir
 
 __all__ = ["annotate_video"]

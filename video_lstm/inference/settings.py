@@ -21,15 +21,14 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
+from video_lstm.inference.writers import DEFAULT_OUTPUTS, writer_names
+
 __all__ = [
-    "OUTPUTS",
     "AnnotateSettings",
     "RuntimeOptions",
     "SegmentRules",
     "WindowOptions",
 ]
-
-OUTPUTS = ("json", "csv", "srt", "vtt", "video", "clips")
 
 
 @dataclass
@@ -174,7 +173,9 @@ class AnnotateSettings:
     under ``settings:``.
 
     Args:
-        outputs: Which outputs to write: json, csv, srt, vtt, video, clips.
+        outputs: Which outputs to write, by writer name (``video_lstm.inference.writers``):
+            json, csv, srt, vtt, video, clips, or a plugin's writer; a list
+            (``'[json,csv]'``) or comma-separated (``json,csv``).
         save_window_scores: Also store per-window spans and probabilities in the JSON.
         on_error: Damaged video streams: ``skip`` (default) annotates the frames FFmpeg can
             decode and reports how many were lost (``video.frames_lost`` in the JSON, and in
@@ -184,7 +185,7 @@ class AnnotateSettings:
         runtime: Device, precision, decoder, threads and batch sizes (speed only).
     """
 
-    outputs: list[str] = field(default_factory=lambda: list(OUTPUTS))
+    outputs: list[str] | str = field(default_factory=lambda: list(DEFAULT_OUTPUTS))
     save_window_scores: bool = False
     on_error: str = "skip"
     segments: SegmentRules = field(default_factory=SegmentRules)
@@ -195,10 +196,15 @@ class AnnotateSettings:
     RUNTIME_GROUPS: ClassVar[tuple[str, ...]] = ("runtime",)
 
     def __post_init__(self) -> None:
-        self.outputs = list(self.outputs)
-        unknown = sorted(set(self.outputs) - set(OUTPUTS))
+        items = [self.outputs] if isinstance(self.outputs, str) else list(self.outputs)
+        self.outputs = [o.strip() for item in items for o in str(item).split(",") if o.strip()]
+        known = writer_names()  # the table: the plugins' writers count
+        unknown = sorted(set(self.outputs) - set(known))
         if unknown:
-            raise ValueError(f"unknown outputs {unknown}; choose from {list(OUTPUTS)}")
+            raise ValueError(
+                f"unknown outputs {unknown}; choose from {known} (a plugin's writer needs "
+                "--plugin FILE.py or VIDEO_LSTM_PLUGINS)"
+            )
         if self.on_error not in ("skip", "raise"):
             raise ValueError(f"on_error must be skip or raise, got {self.on_error!r}")
         # Dicts (from YAML or a saved JSON) become the group dataclasses.

@@ -5,10 +5,11 @@
 2. **segment** (``inference.segments``): window scores are spread onto frames, smoothed,
    thresholded and merged by the :class:`SegmentRules` (explicit, else the checkpoint's
    calibrated ones, else the defaults).
-3. **write** (``inference.writers.WRITERS``): each requested output, atomically, JSON last:
-   ``<name>.json`` / ``.csv`` / ``.srt`` / ``.vtt``, ``<name>_annotated.mp4`` (a second decode
-   pass at full resolution: the timeline bar needs the whole result) and frame-exact clips
-   ``clips/<label>/<name>_<start>-<end>.mp4``.
+3. **write** (the writer table, ``inference.writers``): each requested writer, in the
+   table's order, atomically, JSON last: ``<name>.json`` / ``.csv`` / ``.srt`` / ``.vtt``,
+   ``<name>_annotated.mp4`` (a second decode pass at full resolution: the timeline bar needs
+   the whole result), frame-exact clips ``clips/<label>/<name>_<start>-<end>.mp4``, and any
+   writer a plugin registered.
 
 :func:`video_lstm.inference.annotate.annotate_video` is the entry point (checks its inputs,
 loads the model, runs these). torch is imported only when a model runs.
@@ -18,20 +19,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from video_lstm.inference.result import AnnotationResult
 from video_lstm.inference.segments import scores_to_segments
 from video_lstm.inference.settings import AnnotateSettings, SegmentRules
-from video_lstm.inference.writers import WRITERS
+from video_lstm.inference.writers import list_writers
 from video_lstm.io.clips import NAME_MAX_BYTES
 from video_lstm.io.decode import open_video
 from video_lstm.io.files import safe_name
 from video_lstm.io.video import h264_encoder
-from video_lstm.types import Segment, VideoInfo
+from video_lstm.types import Segment
 
 if TYPE_CHECKING:
     from video_lstm.inference.predictor import Predictor
@@ -45,22 +47,6 @@ __all__ = [
     "segment",
     "write_outputs",
 ]
-
-
-@dataclass
-class AnnotationResult:
-    """What :func:`annotate_video` found and wrote."""
-
-    video: str
-    info: VideoInfo  # of the source at full resolution
-    class_names: list[str]
-    segments: list[Segment]
-    windows: WindowScores
-    frame_probs: np.ndarray  # (num_frames, K) smoothed
-    settings: dict[str, Any]  # resolved: every None filled in as used
-    model: dict[str, Any] = field(default_factory=dict)  # checkpoint, classes, sampling
-    output_files: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 def load_predictor(checkpoint: str | Path, settings: AnnotateSettings) -> Predictor:
@@ -166,13 +152,16 @@ def write_outputs(
     name: str,
     outputs: list[str],
 ) -> list[str]:
-    """Stage 3: run the requested writers of :data:`~video_lstm.inference.writers.WRITERS`
-    in the table's order (JSON last); each one's time goes into ``result.timings``."""
-    for key, writer in WRITERS.items():
-        if key in outputs:
+    """Stage 3: run the requested writers (``inference.writers.list_writers``) in the table's
+    order, JSON last; their files go into ``result.files`` by writer and into
+    ``result.output_files``, each one's time into ``result.timings``."""
+    for writer in list_writers():
+        if writer.name in outputs:
             t0 = time.perf_counter()
-            result.output_files += [str(p) for p in writer(result, reader, out_dir, name)]
-            result.timings[key] = time.perf_counter() - t0
+            paths = [str(p) for p in writer.write(result, reader, out_dir, name)]
+            result.files[writer.name] = paths
+            result.output_files += paths
+            result.timings[writer.name] = time.perf_counter() - t0
     return result.output_files
 
 
