@@ -72,7 +72,7 @@ def run_demo(
         out_dir: Everything goes here: ``data/``, ``runs/``, ``model.ckpt``, ``annotated/``
             (open ``annotated/index.html``), ``evaluation/``.
         train_videos: Untrimmed training videos (default: the recipe's ``DEMO_VIDEOS``).
-        max_epochs: Training epochs (default: ``configs/untrimmed_demo.yaml``'s).
+        max_epochs: Training epochs (default: the packaged ``untrimmed_demo.yaml``'s).
         seed: Seed of the data and of training.
         threads: CPU threads for torch (default: the idle cores, so a busy machine is not
             oversubscribed).

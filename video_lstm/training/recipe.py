@@ -14,7 +14,8 @@ Steps (each resumes: a second call reuses what exists):
    ``train``/``val``/``test`` videos of a camera panning, tilting, zooming and rolling over real
    photos (:mod:`video_lstm.data.camera`) between still or hand-held idle stretches; each subset
    films photos of its own, so the test videos show photos training never saw.
-2. Feature cache of the frozen backbone for the three subsets (``configs/untrimmed_demo.yaml``:
+2. Feature cache of the frozen backbone for the three subsets (``untrimmed_demo.yaml``, package
+   data in :mod:`video_lstm.configs`, also linked as ``configs/untrimmed_demo.yaml``:
    every 4th frame at 96 px).
 3. Training on windows drawn class-balanced from the cache, ``background`` as a class, each
    window also played backwards as its partner class (``data.time_reverse_swap``);
@@ -37,7 +38,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "untrimmed_demo.yaml"
+from video_lstm.configs import config_file
+
+# Package data, so an installed wheel's `video-lstm demo` finds it from any folder.
+CONFIG = config_file("untrimmed_demo.yaml")
 
 # The recipe's dataset: many short training videos (1-2 actions each: a new shot per action,
 # which is what makes the model generalise; 24 long videos of 4 actions reached chance on held-out
