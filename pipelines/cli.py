@@ -2,6 +2,7 @@
 
     video-lstm annotate VIDEO CHECKPOINT OUT_DIR [--threshold 0.6 ...]
     video-lstm run IN_DIR CHECKPOINT OUT_DIR [--limit 10 --dry_run true --threads 2 ...]
+    video-lstm watch SOURCE CHECKPOINT OUT_DIR [--realtime true --state carry ...]
     video-lstm train fit --config configs/synthetic_demo.yaml [--threads 2]
     video-lstm export-labels RUN_DIR OUT --format label-studio|cvat|activitynet|fiftyone
     video-lstm demo
@@ -122,6 +123,19 @@ def _run(argv: Sequence[str]) -> int:
     return summary.exit_code
 
 
+def _watch(argv: Sequence[str]) -> int:
+    from pipelines.watch import watch
+
+    argv = list(argv)
+    takes_value = [a.startswith("--") and "=" not in a for a in argv]
+    positional = [a for i, a in enumerate(argv) if a[:1] != "-" and not (i and takes_value[i - 1])]
+    if any(a.split("=")[0] == "--sources" for a in argv) and len(positional) == 2:
+        argv.insert(0, "-")  # SOURCE is the list's: `watch --sources LIST.txt CKPT OUT`
+    summary = _cli("watch", watch, argv)
+    print(summary.format())
+    return summary.exit_code
+
+
 def _demo(argv: Sequence[str]) -> int:
     from pipelines.demo import run_demo
 
@@ -190,6 +204,7 @@ COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int | None]]] = {
         "a run's segments for Label Studio, CVAT, ActivityNet or FiftyOne (to correct)",
         _export_labels,
     ),
+    "watch": ("annotate live streams (URL, webcam, growing file) as they play: events", _watch),
     "demo": ("dataset -> brief training -> annotate demo videos", _demo),
     "report": (
         "HTML report of a run, training run, compare or evaluate folder (index.html)",

@@ -1,0 +1,156 @@
+"""Online scoring of a live stream: one sampled step's features in, final per-step class
+probabilities out, with bounded state.
+
+Two modes (``video-lstm watch --state``):
+
+- ``"windows"``: the offline scorer, step by step. The last ``clip_len`` steps' features are
+  kept; every ``stride`` steps the window that just completed is scored (temporal model + head
+  from a zero state, as ``annotate``), and a step's probabilities are the mean of the windows
+  covering it, final once no later window can cover it (``clip_len - 1`` steps later at most).
+  At the stream's end the tail window ``annotate`` adds is scored too, so the per-step
+  probabilities equal ``annotate``'s per-frame ones (``inference.scoring`` +
+  ``segments.window_to_frame_probs``) up to float rounding.
+- ``"carry"``: recurrent models only. The temporal model's state (LSTM/GRU hidden and cell
+  state, ConvLSTM/ConvGRU maps) is carried from one step to the next through the stateful step
+  API of the temporal models (``init_state(batch, like)`` / ``step(x_t, state)``), and each
+  step's output goes through the head at once: one step of the recurrence per sampled frame
+  instead of ``clip_len / stride`` (the windowed cost), and no look-ahead. ``reset_steps``
+  restarts the state every N steps (0: never); see the README ("Live streams") for how carried
+  state relates to the training windows and what was measured.
+
+Either way a stream costs one CNN pass per sampled frame (``Predictor.features``, batched
+across streams by the caller).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import torch
+
+__all__ = ["OnlineScorer", "supports_carry"]
+
+
+def supports_carry(model: torch.nn.Module) -> bool:
+    """Whether ``model``'s temporal model can carry its state step to step (recurrent, one
+    direction, with the stateful step API)."""
+    temporal = getattr(model, "temporal", None)
+    if temporal is None or not hasattr(temporal, "step") or not hasattr(temporal, "init_state"):
+        return False
+    stateful = getattr(temporal, "stateful", None)
+    if stateful is not None:
+        return bool(stateful)
+    config = getattr(model, "config", None)
+    return bool(config is None or (config.temporal != "meanpool" and not config.bidirectional))
+
+
+class OnlineScorer:
+    """Per-step probabilities of one stream (see the module docstring).
+
+    Args:
+        predictor: The loaded model (``inference.predictor.Predictor``).
+        mode: ``"windows"`` or ``"carry"``.
+        stride: Window stride in steps (``"windows"``; default ``clip_len // 4``, at least 1).
+        reset_steps: ``"carry"``: restart the state every this many steps (0: never).
+    """
+
+    def __init__(
+        self, predictor, *, mode: str = "windows", stride: int | None = None, reset_steps: int = 0
+    ) -> None:
+        if mode not in ("windows", "carry"):
+            raise ValueError(f"state must be 'windows' or 'carry', got {mode!r}")
+        if mode == "carry" and not supports_carry(predictor.model):
+            raise ValueError(
+                "state 'carry' needs a recurrent temporal model with the stateful step API "
+                "(lstm, gru, convlstm, convgru; not meanpool or a bidirectional one): use "
+                "--state windows"
+            )
+        if reset_steps < 0:
+            raise ValueError(f"reset_steps must be >= 0, got {reset_steps}")
+        self.predictor, self.mode = predictor, mode
+        self.clip_len = predictor.meta.clip_len
+        self.stride = stride or max(1, self.clip_len // 4)
+        self.reset_steps = reset_steps
+        self.temporal_steps = 0  # recurrence steps run (the temporal model's cost)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start over (a new connection, or a hole after dropped frames): nothing carried."""
+        self.seen = 0  # steps pushed since the reset
+        self.emitted = 0  # steps whose probabilities were returned
+        self._feats: deque[torch.Tensor] = deque(maxlen=self.clip_len)
+        self._acc: dict[int, np.ndarray] = {}  # step -> sum of the windows covering it
+        self._cnt: dict[int, int] = {}
+        self._last_start = -1
+        self._state: tuple[torch.Tensor, ...] | None = None
+
+    # ------------------------------------------------------------------ windows
+
+    def _add_window(self, start: int, feats: list[torch.Tensor]) -> None:
+        window = torch.stack(feats)[None]  # (1, L, ...)
+        probs = self.predictor.score_windows(window)[0].numpy().astype(np.float64)
+        self.temporal_steps += len(feats)
+        for j in range(start, start + len(feats)):
+            self._acc[j] = self._acc.get(j, 0.0) + probs
+            self._cnt[j] = self._cnt.get(j, 0) + 1
+        self._last_start = start
+
+    def _emit(self, upto: int) -> list[tuple[int, np.ndarray]]:
+        out = []
+        for j in range(self.emitted, upto):
+            out.append((j, self._acc.pop(j) / self._cnt.pop(j)))
+        self.emitted = max(self.emitted, upto)
+        return out
+
+    # ------------------------------------------------------------------ carry
+
+    @torch.inference_mode()
+    def _carry(self, feat: torch.Tensor) -> np.ndarray:
+        model = self.predictor.model
+        x = feat[None]  # (1, ...) one step
+        if self._state is None or (self.reset_steps and self.seen % self.reset_steps == 0):
+            self._state = model.temporal.init_state(1, x)
+        with self.predictor.plan.autocast():
+            out, self._state = model.temporal.step(x, self._state)
+            logits = model.head(model.head_drop(out))  # (1, K): what forward_head does last
+        self.temporal_steps += 1
+        return logits.float().softmax(-1)[0].cpu().numpy().astype(np.float64)
+
+    # ------------------------------------------------------------------ API
+
+    def push(self, feat: torch.Tensor) -> list[tuple[int, np.ndarray]]:
+        """One step's features (``(D,)`` or ``(C, h, w)``); returns ``(step, probs (K,))`` for
+        the steps that became final (steps count from the last :meth:`reset`)."""
+        if self.mode == "carry":
+            probs = self._carry(feat)
+            self.seen += 1
+            self.emitted = self.seen
+            return [(self.seen - 1, probs)]
+        self._feats.append(feat)
+        self.seen += 1
+        start = self.seen - self.clip_len
+        if start >= 0 and start % self.stride == 0:
+            self._add_window(start, list(self._feats))
+            # Later regular windows start at start + stride: earlier steps are final.
+            return self._emit(start + self.stride)
+        return []
+
+    def finish(self) -> list[tuple[int, np.ndarray]]:
+        """The stream ended (or will restart): the remaining steps, with ``annotate``'s tail
+        rule (a padded window for fewer than ``clip_len`` steps, else one window ending at the
+        last step when the regular ones miss it)."""
+        if self.mode == "carry" or self.seen == 0:
+            return []
+        m, L = self.seen, self.clip_len
+        feats = list(self._feats)
+        if m < L:
+            pad = feats + [feats[-1]] * (L - m)
+            window = torch.stack(pad)[None]
+            probs = self.predictor.score_windows(window)[0].numpy().astype(np.float64)
+            self.temporal_steps += L
+            for j in range(m):
+                self._acc[j], self._cnt[j] = probs.copy(), 1
+        elif self._last_start + L < m:
+            self._add_window(m - L, feats)
+        return self._emit(m)
