@@ -23,7 +23,8 @@ over). Drops are counted in the progress line and ``status.json``. A plain file 
 **Faults.** A lost stream is reopened with exponential backoff for ``reconnect_s``; the open
 segment is closed with the reason (``stream lost: ...``) and the scorer starts afresh on the new
 connection. SIGINT/SIGTERM close the open segments (``stopped``), flush, and return normally
-(exit 0). Every event is one ``os.write`` of one whole line on an ``O_APPEND`` file descriptor,
+(exit 0). At the end, ``segments.json`` holds the run's segments in ``annotate``'s result
+layout, for ``video-lstm evaluate --predictions``. Every event is one ``os.write`` of one whole line on an ``O_APPEND`` file descriptor,
 so the file parses after a ``kill -9``; a restart continues the event and segment numbers and
 closes a segment the killed run left open (``reason: "watch restarted"``) instead of repeating it.
 """
@@ -100,6 +101,8 @@ class EventLog:
                     dangling.pop(seg, None)
         self.count = 0
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+            os.write(self.fd, b"\n")  # end a cut line, so that it stays one bad line
         for ev in dangling.values():
             self.write({**ev, "event": "end", "end_frame": None, "end_s": None,
                         "reason": "watch restarted", "run": run})  # fmt: skip
@@ -360,6 +363,31 @@ class _Stream:
             self.stats.steps_per_s = round((self.stats.scored - s0) / (now - t0), 2)
             self._t_rate = (now, self.stats.scored)
 
+    def write_result(self, class_names: list[str], info: dict[str, Any]) -> None:
+        """``segments.json``: this run's closed segments in the result JSON layout of
+        ``annotate`` (what ``video-lstm evaluate --predictions OUT`` scores), from the events."""
+        assert self.log is not None
+        segments = []
+        for line in self.log.path.read_text(encoding="utf-8").splitlines():
+            try:
+                ev = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if (
+                ev.get("run") == self.args["run"]
+                and ev.get("event") == "end"
+                and ev.get("end_frame")
+            ):
+                segments.append({k: ev[k] for k in ("start_frame", "end_frame", "label", "score",
+                                                    "start_s", "end_s", "reason")})  # fmt: skip
+        path = self.source if self.live.kind != "file" else str(Path(self.source).resolve())
+        write_json(self.dir / "segments.json", {
+            "video": {"path": path, "num_frames": self.stats.frames, "fps": self.live.fps},
+            "model": {"class_names": class_names, "checkpoint": info["checkpoint"]},
+            "settings": {"watch": info},
+            "segments": segments,
+        })  # fmt: skip
+
     def stop(self, reason: str) -> None:
         """Close what is open (the command stops)."""
         if not self.ended:
@@ -444,9 +472,10 @@ def watch(
         realtime: Files: play at the file's own frame rate (a replay; a test).
         follow: Files: a file still being written (read to its end, wait, go on; MPEG-TS,
             Matroska or fragmented MP4).
-        state: ``carry`` (the recurrent state carried step to step), ``windows`` (the offline
-            windowed scorer: the same scores as ``annotate``) or ``auto`` (carry where the model
-            supports it, else windows).
+        state: ``windows`` (the offline windowed scorer: the same scores as ``annotate``),
+            ``carry`` (the recurrent state carried step to step: 1/4 of the temporal cost, but a
+            model trained on short windows localises worse so; see the README) or ``auto``
+            (``windows``).
         reset_steps: ``carry``: restart the state every this many sampled steps (0: never).
         latency_s: Look-ahead the causal rules may wait for (seconds of stream time); at least
             half the smoothing window gives the offline smoothing exactly.
@@ -539,7 +568,12 @@ def _run(lives, names, checkpoint, out, *, stop, state, reset_steps, latency_s, 
     predictor = Predictor.from_checkpoint(checkpoint, device=device)
     meta = predictor.meta
     resolved = rules.resolve(getattr(meta, "segment_rules", None))
-    mode = state if state != "auto" else ("carry" if supports_carry(predictor.model) else "windows")
+    # auto = windows: the demo model, trained on 4-step windows from a zero state, localises
+    # far worse with its state carried (README, "Live streams"); carry is asked for by name.
+    mode = "windows" if state == "auto" else state
+    if mode == "carry" and not supports_carry(predictor.model):
+        raise UsageError(f"{checkpoint}: --state carry needs a recurrent, one-directional "
+                         "temporal model (lstm, gru, convlstm, convgru); use --state windows")  # fmt: skip
     if stride is not None and not 1 <= stride <= meta.clip_len:
         raise UsageError(f"--stride must be in 1..clip_len ({meta.clip_len}), got {stride}")
     for live in lives:
@@ -609,6 +643,7 @@ def _run(lives, names, checkpoint, out, *, stop, state, reset_steps, latency_s, 
             st.thread.join(timeout=max(2.0, lives[0].options.open_timeout_s + 1))
             st.live.close()
             if st.log is not None:
+                st.write_result(predictor.class_names, info)
                 st.log.close()
         _status(out, streams, info, progress)
     return WatchSummary(str(out), [st.stats.to_dict() for st in streams], 0)

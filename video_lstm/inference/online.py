@@ -12,8 +12,8 @@ Two modes (``video-lstm watch --state``):
   ``segments.window_to_frame_probs``) up to float rounding.
 - ``"carry"``: recurrent models only. The temporal model's state (LSTM/GRU hidden and cell
   state, ConvLSTM/ConvGRU maps) is carried from one step to the next through the stateful step
-  API of the temporal models (``init_state(batch, like)`` / ``step(x_t, state)``), and each
-  step's output goes through the head at once: one step of the recurrence per sampled frame
+  API of the models (``VideoClassifier.init_state`` / ``step_features``), and each step's
+  output goes through the head at once: one step of the recurrence per sampled frame
   instead of ``clip_len / stride`` (the windowed cost), and no look-ahead. ``reset_steps``
   restarts the state every N steps (0: never); see the README ("Live streams") for how carried
   state relates to the training windows and what was measured.
@@ -33,16 +33,9 @@ __all__ = ["OnlineScorer", "supports_carry"]
 
 
 def supports_carry(model: torch.nn.Module) -> bool:
-    """Whether ``model``'s temporal model can carry its state step to step (recurrent, one
-    direction, with the stateful step API)."""
-    temporal = getattr(model, "temporal", None)
-    if temporal is None or not hasattr(temporal, "step") or not hasattr(temporal, "init_state"):
-        return False
-    stateful = getattr(temporal, "stateful", None)
-    if stateful is not None:
-        return bool(stateful)
-    config = getattr(model, "config", None)
-    return bool(config is None or (config.temporal != "meanpool" and not config.bidirectional))
+    """Whether ``model``'s temporal model carries a state worth keeping from step to step
+    (recurrent and one-directional: ``VideoClassifier.stateful``)."""
+    return bool(getattr(model, "stateful", False))
 
 
 class OnlineScorer:
@@ -110,10 +103,9 @@ class OnlineScorer:
         model = self.predictor.model
         x = feat[None]  # (1, ...) one step
         if self._state is None or (self.reset_steps and self.seen % self.reset_steps == 0):
-            self._state = model.temporal.init_state(1, x)
+            self._state = model.init_state(1, x)
         with self.predictor.plan.autocast():
-            out, self._state = model.temporal.step(x, self._state)
-            logits = model.head(model.head_drop(out))  # (1, K): what forward_head does last
+            logits, self._state = model.step_features(x, self._state)  # (1, K)
         self.temporal_steps += 1
         return logits.float().softmax(-1)[0].cpu().numpy().astype(np.float64)
 
