@@ -193,3 +193,25 @@ def test_evaluate_takes_the_kind_from_config(tmp_path, capsys):
     metrics = json.loads((report / "metrics.json").read_text())
     assert metrics["frame_accuracy"] == 1.0 and metrics["num_videos"] == 1
     assert metrics["class_names"] == [BACKGROUND, "jump", "run"]
+
+
+def test_a_plugin_kind_is_listed_with_its_typed_options(tmp_path, capsys):
+    from pipelines.cli import main
+
+    plugin = tmp_path / "kind_for_help.py"
+    plugin.write_text(
+        "from pathlib import Path\n"
+        "from video_lstm.data import register_dataset_kind\n\n"
+        "def load(root: Path, *, subset: str = 'train', fps: float = 25.0, strict: bool = False):\n"
+        '    """Clips of a made-up layout."""\n\n'
+        "register_dataset_kind('help-plugin', load, temporal=True)\n"
+    )
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            main(["--plugin", str(plugin), "calibrate", "--help"])
+        assert exit_.value.code == 0
+        out = capsys.readouterr().out
+        assert "help-plugin (temporal): Clips of a made-up layout." in out
+        assert "options: fps: float = 25.0, strict: bool = False" in out
+    finally:
+        unregister_dataset_kind("help-plugin")

@@ -291,6 +291,7 @@ class VideoDataModule(L.LightningDataModule):
                 "val_subset": self.val_subset,
                 "manifest_args": self.manifest_args,
                 "features_dir": self.features_dir,
+                "spec": self.spec.to_dict(),  # DatasetSpec.from_dict gives the dataset back
             },
         }
 
