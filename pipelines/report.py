@@ -28,8 +28,11 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from video_lstm.io.results import ResultDoc
 
 __all__ = [
     "build_report",
@@ -351,15 +354,15 @@ def _video_page(
     run_dir: Path,
     rel: str,
     record: dict[str, Any],
-    result: dict[str, Any],
+    result: ResultDoc,
     files: dict[str, list[Path]],
     page: Path,
 ) -> str:
-    info = result.get("video") or {}
-    model = result.get("model") or {}
-    settings = result.get("settings") or {}
+    info = result.video.to_dict()
+    model = result.model
+    settings = result.settings
     names = list(model.get("class_names") or [])
-    segments = list(result.get("segments") or [])
+    segments = [seg.to_dict() for seg in result.segments]
     fps = float(info.get("fps") or 0) or 1.0
     duration = float(info.get("duration") or (info.get("num_frames") or 0) / fps)
     # The two writers the page shows (a player, clip cards); every other one's files are links.
@@ -414,7 +417,7 @@ def _video_page(
         f'<div class="timeline" id="timeline">{"".join(segs)}<div class="playhead"></div></div>'
     )
 
-    conf = result.get("frame_confidence")
+    conf = result.frame_confidence
     if conf:
         parts.append(
             "<h2>Confidence per frame</h2>"
@@ -503,6 +506,8 @@ def folder_report(run_dir: str | Path) -> Path:
     Returns:
         The index page.
     """
+    from video_lstm.io.results import load_result
+
     root = Path(run_dir)
     header, records = _records(root)
     _copy_assets(root)
@@ -515,18 +520,19 @@ def folder_report(run_dir: str | Path) -> Path:
         result_file = next(
             (f for f in files.get("json", []) if not f.name.endswith(".done.json")), None
         )
-        result = _read_json(result_file) if result_file is not None else None
+        result = None
+        if result_file is not None:
+            with contextlib.suppress(OSError, ValueError):  # a damaged JSON: no page, a row
+                result = load_result(result_file)
         name_cell = _e(rel)
         duration = segments = ""
-        if isinstance(result, dict):
+        if result is not None:
             page = result_file.with_suffix(".html")
             body = _video_page(root, rel, record, result, files, page)
             _write(page, _page(rel, body, page, root, [("run", index)]))
             name_cell = f'<a href="{_href(page, index)}">{_e(rel)}</a>'
-            info = result.get("video") or {}
-            dur = info.get("duration")
-            duration = _fmt_s(float(dur)) if dur is not None else ""
-            segments = str(len(result.get("segments") or []))
+            duration = _fmt_s(result.video.duration)
+            segments = str(len(result.segments))
         elif record.get("segments") is not None:
             segments = str(record["segments"])
         reason = record.get("reason") if status == "failed" else ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,74 @@ def test_a_plugin_writer_is_written_by_annotate_and_run_and_counted_by_resume(
     (out / "b.mp4.tsv").unlink()
     assert main(run) == 0
     assert not temp.exists() and os.environ[ENV_VAR] == str(inputs["plugin"].resolve())
+
+
+# ------------------------------------------------------------------ the result JSON schema
+
+
+def _older_layouts(doc: dict) -> tuple[dict, dict]:
+    """The layouts result JSONs had before ``schema_version``, made from a fresh result.
+
+    Returns:
+        ``(unversioned, oldest)``: the layout of the previous release (the same fields, no
+        version), and the older one (``video`` a path relative to the JSON's folder, ``fps``,
+        ``num_frames`` and ``classes`` at the top level, segments in seconds only).
+    """
+    unversioned = {k: v for k, v in doc.items() if k != "schema_version"}
+    info = doc["video"]
+    oldest = {
+        "video": Path(info["path"]).name,
+        "fps": info["fps"],
+        "num_frames": info["num_frames"],
+        "classes": doc["model"]["class_names"],
+        "segments": [{k: s[k] for k in ("start_s", "end_s", "label")} for s in doc["segments"]],
+    }
+    return unversioned, oldest
+
+
+def test_result_json_is_versioned_and_older_files_keep_loading(table, inputs, tmp_path):
+    from pipelines.report import build_report
+    from video_lstm.data.datasets import load_manifest
+    from video_lstm.io.results import RESULT_SCHEMA_VERSION, ResultDoc, load_result
+    from video_lstm.training.evaluate import read_results
+
+    out = tmp_path / "run"
+    argv = ["run", str(inputs["in"]), str(inputs["ckpt"]), str(out), "--outputs", "json"]
+    assert main([*argv, "--device", "cpu", "--threshold", "0.0", "--progress", "false"]) == 0
+    current = out / "a.mp4.json"
+    doc = json.loads(current.read_text())
+    assert doc["schema_version"] == RESULT_SCHEMA_VERSION
+    result = load_result(current)
+    assert result.file == current and result.class_names == ["sit", "stand"]
+    assert result.segments and result.video.path == str(inputs["in"] / "a.mp4")
+    assert ResultDoc.from_json(json.loads(json.dumps(result.to_json()))) == result
+
+    unversioned, oldest = _older_layouts(doc)
+    current.write_text(json.dumps(unversioned))  # what the previous release wrote
+    assert load_result(current) == result
+    folder = tmp_path / "old"
+    folder.mkdir()
+    shutil.copy(inputs["in"] / "a.mp4", folder / "a.mp4")  # next to its JSON, as named there
+    (folder / "a.json").write_text(json.dumps(oldest))
+    (folder / "manifest.json").write_text(json.dumps({"videos": {}}))
+    old = load_result(folder / "a.json")
+    assert old.video.path == str(folder / "a.mp4") and old.class_names == result.class_names
+    assert [(s.label, s.start_s, s.end_s) for s in old.segments] == [
+        (s.label, s.start_s, s.end_s) for s in result.segments
+    ]
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps({**doc, "schema_version": RESULT_SCHEMA_VERSION + 1}))
+    with pytest.raises(ValueError, match="newer than this video_lstm reads"):
+        load_result(newer)
+
+    # The three readers, on the previous release's files (records and manifest skipped).
+    found = read_results(out)
+    assert sorted(Path(k).name for k in found) == ["a.mp4", "b.mp4"]
+    key = str((inputs["in"] / "a.mp4").resolve())
+    assert found[key]["segments"] == [s.to_dict() for s in result.segments]
+    manifest = load_manifest("results", out)
+    assert sorted(v.path.name for v in manifest.videos) == ["a.mp4", "b.mp4"]
+    assert load_manifest("results", folder).videos[0].path == folder / "a.mp4"
+    build_report(str(out))
+    page = (out / "a.mp4.html").read_text()
+    assert page.count('class="seg"') == len(result.segments)

@@ -28,12 +28,12 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from video_lstm.io.files import write_json
-from video_lstm.io.results import write_segments_csv, write_srt, write_vtt
+from video_lstm.io.results import ResultDoc, write_segments_csv, write_srt, write_vtt
 
 if TYPE_CHECKING:
     from video_lstm.inference.result import AnnotationResult
@@ -241,20 +241,22 @@ def frame_confidence(result: AnnotationResult) -> list[float]:
 
 
 def _json(result: AnnotationResult, reader: FrameSource, out_dir: Path, name: str) -> list[Path]:
-    """``<name>.json``: video metadata, model, resolved settings, segments, per-frame
-    confidence, timings."""
-    doc: dict[str, Any] = {
-        "video": result.info.to_dict(),
-        "model": result.model,
-        "settings": result.settings,
-        "segments": result.segments,
-        "frame_confidence": frame_confidence(result),
-        "num_windows": len(result.windows.starts),
-        "timings_s": result.timings,
-    }
+    """``<name>.json`` (``io.results.ResultDoc``, versioned): video metadata, model, resolved
+    settings, segments, per-frame confidence, timings."""
+    windows = None
     if result.settings.get("save_window_scores"):
-        doc["windows"] = {"spans": result.windows.spans, "probs": result.windows.probs}
-    return [write_json(out_dir / f"{name}.json", doc)]
+        windows = {"spans": result.windows.spans, "probs": result.windows.probs}
+    doc = ResultDoc(
+        video=result.info,
+        segments=list(result.segments),
+        model=result.model,
+        settings=result.settings,
+        frame_confidence=frame_confidence(result),
+        num_windows=len(result.windows.starts),
+        timings_s=result.timings,
+        windows=windows,
+    )
+    return [write_json(out_dir / f"{name}.json", doc.to_json())]
 
 
 for _writer in (

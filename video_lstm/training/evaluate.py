@@ -21,6 +21,7 @@ from jsonargparse import CLI
 
 from video_lstm.data.datasets import DatasetSpec
 from video_lstm.io.files import atomic_path
+from video_lstm.io.results import find_results
 
 # torch is imported inside the functions that run a model, so ``video-lstm evaluate --help``
 # answers without it (no TYPE_CHECKING block either: jsonargparse evaluates those).
@@ -221,28 +222,20 @@ def _sample_paths(dataset: Any) -> list[str]:
 
 
 def read_results(results: str | Path) -> dict[str, dict[str, Any]]:
-    """Result JSONs (``video-lstm annotate`` / ``run``) of a folder (or one file), by video path.
+    """Result JSONs (``video-lstm annotate`` / ``run``) of a folder, searched recursively (or
+    one file), by video path; read by ``video_lstm.io.results.load_result``.
 
     Returns:
         ``{resolved video path: {"segments", "num_frames", "fps", "class_names", "file"}}``.
     """
-    results = Path(results)
-    files = sorted(results.rglob("*.json")) if results.is_dir() else [results]
     out: dict[str, dict[str, Any]] = {}
-    for file in files:
-        try:
-            doc = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{file}: unreadable result JSON ({exc})") from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("video"), dict):
-            continue  # manifest.json and other files next to the results
-        info = doc["video"]
-        out[str(Path(info["path"]).resolve())] = {
-            "segments": doc.get("segments", []),
-            "num_frames": int(info["num_frames"]),
-            "fps": float(info["fps"]),
-            "class_names": (doc.get("model") or {}).get("class_names"),
-            "file": str(file),
+    for doc in find_results(results, recursive=True):
+        out[str(Path(doc.video.path).resolve())] = {
+            "segments": [s.to_dict() for s in doc.segments],
+            "num_frames": doc.video.num_frames,
+            "fps": doc.video.fps,
+            "class_names": doc.class_names or None,
+            "file": str(doc.file),
         }
     return out
 

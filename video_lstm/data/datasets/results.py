@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from video_lstm.data.datasets.base import (
     parse_segment,
 )
 from video_lstm.data.datasets.kinds import register_dataset_kind
+from video_lstm.io.results import find_results
 
 
 def from_results(
@@ -41,38 +41,21 @@ def from_results(
     """
     root = Path(root)
     check_missing(missing)
-    if root.is_dir():
-        files = sorted(root.glob("*.json"))
-    elif root.is_file():
-        files = [root]
-    else:
-        raise FileNotFoundError(f"{root}: result JSON (or folder of them) not found")
+    docs = find_results(root)  # io.results.load_result: every layout the JSON has had
     videos: dict[Path, tuple[list[TemporalSegment], float | None]] = {}
     model_classes: list[str] | None = None
-    for file in files:
-        try:
-            doc = json.loads(file.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise ValueError(f"{file}: not JSON ({exc})") from None
-        if not isinstance(doc, dict) or "segments" not in doc or "video" not in doc:
-            continue  # e.g. manifest.json next to the results
-        info = doc["video"]
-        if isinstance(info, dict):
-            video = Path(info["path"])
-            fps, frames = info.get("fps"), info.get("num_frames")
-        else:
-            video, fps, frames = file.parent / str(info), doc.get("fps"), doc.get("num_frames")
-        duration = float(frames) / float(fps) if fps and frames else None
+    for doc in docs:
+        info = doc.video
+        duration = info.duration if info.fps and info.num_frames else None
         segs = [
-            parse_segment(f"{file}: segment {i}", s["start_s"], s["end_s"], s["label"])
-            for i, s in enumerate(doc["segments"])
-            if s["label"] != BACKGROUND
+            parse_segment(f"{doc.file}: segment {i}", s.start_s, s.end_s, s.label)
+            for i, s in enumerate(doc.segments)
+            if s.label != BACKGROUND
         ]
-        videos[video] = (segs, duration)
-        names = (doc.get("model") or {}).get("class_names") or doc.get("classes")
-        if names and model_classes is None:
-            model_classes = [c for c in names if c != BACKGROUND]
-    if not files or not videos:
+        videos[Path(info.path)] = (segs, duration)
+        if doc.class_names and model_classes is None:
+            model_classes = [c for c in doc.class_names if c != BACKGROUND]
+    if not videos:
         raise ValueError(f"{root}: no result JSON with 'video' and 'segments'")
     return finish_temporal(
         videos,
