@@ -155,10 +155,10 @@ def test_cvat_export_and_import_round_trip(run, tmp_path):
     export_labels(str(run["run"]), str(tmp_path / "cvat"), format="cvat")
     xml = (tmp_path / "cvat" / "sub" / "b.mp4.xml").read_text()
     assert "<version>1.1</version>" in xml and "<mode>interpolation</mode>" in xml
-    assert '<attribute name="score">' in xml and "<source>b.mp4</source>" in xml
+    assert '<attribute name="score">' in xml and "<name>sub/b.mp4</name>" in xml
     m = load_manifest("cvat-video", run["videos"], annotations=tmp_path / "cvat")
     assert _read(m, run["videos"]) == _truth(run)
-    # One task's XML alone, found by its <source> name.
+    # One task's XML alone, its video found by the task's name.
     m = load_manifest(
         "cvat-video", run["videos"], annotations=tmp_path / "cvat" / "sub" / "b.mp4.xml"
     )

@@ -2,7 +2,8 @@
 
 Export (``OUT/<video name>.xml``, one file per video, as CVAT imports one per task): the meta
 block of the format (task size, ``mode`` interpolation, ``start_frame``/``stop_frame``, the
-labels with a ``score`` text attribute, ``original_size``, ``source`` = the video's file name)
+labels with a ``score`` text attribute, ``original_size``; the task's ``name`` is the video's path
+relative to the run's input folder)
 and per segment a ``<track>`` with ``source="auto"``: a keyframe box covering the whole frame at
 ``start_frame`` and, when the segment ends before the video does, an ``outside`` keyframe at
 ``end_frame``. The model's score is the box's ``score`` attribute. Our segments have no boxes:
@@ -82,7 +83,6 @@ def cvat_xml(
     _sub(size, "width", item.width)
     _sub(size, "height", item.height)
     _sub(meta, "dumped", now)
-    _sub(meta, "source", Path(item.name).name)
     box = {"occluded": "0", "xtl": "0.00", "ytl": "0.00", "xbr": f"{float(item.width):.2f}",
            "ybr": f"{float(item.height):.2f}", "z_order": "0"}  # fmt: skip
     segs = [s for s in item.segments if s.label != background and s.end_frame > s.start_frame]
@@ -132,7 +132,8 @@ def _int(el: ET.Element, key: str, source: str) -> int:
 
 
 def _task_info(task: ET.Element | None) -> tuple[str, int | None]:
-    """A task's video name (``source``, else its ``name``) and its last frame + 1."""
+    """A task's video name (``source`` where an exporter writes one, else the task ``name``,
+    which is what CVAT names a task after its video by default) and its last frame + 1."""
     if task is None:
         return "", None
     name = (task.findtext("source") or task.findtext("name") or "").strip()
