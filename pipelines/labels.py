@@ -97,9 +97,10 @@ def run_items(
         if record.get("status") == "failed":
             skipped["failed"] += 1
             continue
-        files = _outputs(root, rel, record)
-        result_file = next((f for f in files if f.suffix == ".json"
-                            and not f.name.endswith(".done.json")), None)  # fmt: skip
+        files = _outputs(root, rel, record)  # writer -> its files
+        result_file = next(
+            (f for f in files.get("json", []) if not f.name.endswith(".done.json")), None
+        )
         if result_file is None:
             skipped["without a result JSON"] += 1
             continue

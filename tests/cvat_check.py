@@ -28,15 +28,24 @@ def main(schema_path: str, files: list[str]) -> int:
         tracks: dict[str, dict] = {}
         for item in dataset:
             for ann in item.annotations:
-                track = tracks.setdefault(str(ann.attributes["track_id"]),
-                                          {"label": labels[ann.label], "keyframes": []})
-                track["keyframes"].append([int(item.attributes["frame"]),
-                                           bool(ann.attributes.get("outside")),
-                                           float(ann.attributes.get("score", "nan"))])
+                track = tracks.setdefault(
+                    str(ann.attributes["track_id"]), {"label": labels[ann.label], "keyframes": []}
+                )
+                track["keyframes"].append(
+                    [
+                        int(item.attributes["frame"]),
+                        bool(ann.attributes.get("outside")),
+                        float(ann.attributes.get("score", "nan")),
+                    ]
+                )
         for track in tracks.values():
             track["keyframes"].sort()
-        out[str(Path(file))] = {"valid": valid, "errors": errors, "labels": labels,
-                                "tracks": tracks}
+        out[str(Path(file))] = {
+            "valid": valid,
+            "errors": errors,
+            "labels": labels,
+            "tracks": tracks,
+        }
     print(json.dumps(out))
     return 0
 
