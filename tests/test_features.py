@@ -35,10 +35,11 @@ def tiny_model(**kw) -> torch.nn.Module:
         stage=3,
         frame_size=SIZE,
         num_classes=2,
-        hidden_sizes=[8],
         freeze="all",
     )
     args.update(kw)
+    if args["temporal"].startswith("conv"):
+        args["temporal_args"] = {"hidden_sizes": [8], **args.get("temporal_args", {})}
     return create_model("convlstm_resnet18", **args).eval()
 
 
@@ -132,7 +133,10 @@ def test_other_backbone_setup_is_refused(tiny: Path, cache: Path):
         _extract(other, tiny, cache, samples=[])
     index = load_index(cache)
     check_compatible(tiny_model(temporal="lstm", pool_size=2), index, cache)  # derived vectors
-    check_compatible(tiny_model(temporal="lstm", proj_channels=4, pool_size=2), index, cache)
+    adapter = tiny_model(
+        temporal="adapter_lstm", temporal_args={"proj_channels": 4, "pool_size": 2}
+    )
+    check_compatible(adapter, index, cache)
     with pytest.raises(ValueError, match="cached with"):
         check_compatible(other, index, cache)
 

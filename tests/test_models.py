@@ -99,20 +99,24 @@ def test_config_validation_errors_are_clear() -> None:
         ClassifierConfig(temporal="transformer")
     with pytest.raises(ValueError, match="backbone must be one of"):
         ClassifierConfig(backbone="vgg")
-    with pytest.raises(ValueError, match="same hidden size"):
-        ClassifierConfig(temporal="lstm", hidden_sizes=[64, 32])
-    with pytest.raises(ValueError, match="peephole is a ConvLSTM option"):
-        ClassifierConfig(temporal="gru", peephole="channel")
+    with pytest.raises(ValueError, match=r"'lstm' has no option\(s\) \['hidden_sizes'\]"):
+        ClassifierConfig(temporal="lstm", temporal_args={"hidden_sizes": [64, 32]})
+    with pytest.raises(ValueError, match=r"'gru' has no option\(s\) \['peephole'\]"):
+        ClassifierConfig(temporal="gru", temporal_args={"peephole": "channel"})
     with pytest.raises(ValueError, match="dropout"):
         ClassifierConfig(dropout=1.5)
+    with pytest.raises(ValueError, match="dropout"):
+        ClassifierConfig(temporal_args={"dropout": 1.5})
     with pytest.raises(ValueError, match="unknown ClassifierConfig field"):
         model_config("gru_resnet18", hidden=3)
+    with pytest.raises(ValueError, match=r"\['num_layers'\] are options of temporal model 'gru'"):
+        model_config("gru_resnet18", num_layers=3)
     with pytest.raises(ValueError, match="unknown model"):
         create_model("nope")
-    with pytest.raises(ValueError, match="meanpool baseline an order"):
-        ClassifierConfig(temporal="meanpool", frame_diff=True)
-    with pytest.raises(ValueError, match="proj_channels"):
-        ClassifierConfig(temporal="meanpool", proj_channels=8)
+    with pytest.raises(ValueError, match="'meanpool' has no option"):
+        ClassifierConfig(temporal="meanpool", temporal_args={"frame_diff": True})
+    with pytest.raises(ValueError, match="proj_channels must be >= 1"):
+        ClassifierConfig(temporal="adapter_lstm", temporal_args={"proj_channels": 0})
 
 
 def test_register_model_refuses_duplicates() -> None:
@@ -126,14 +130,18 @@ def test_register_model_refuses_duplicates() -> None:
 @pytest.mark.parametrize("temporal", ["convlstm", "convgru", "lstm", "gru"])
 @pytest.mark.parametrize("time_pool", ["last", "mean", "attention"])
 def test_temporal_options_bidirectional(temporal: str, time_pool: str) -> None:
+    layers = {"hidden_sizes": [8, 8]} if temporal.startswith("conv") else {"hidden_size": 8}
     cfg = ClassifierConfig(
         backbone="mobilenet_v3_small",
         temporal=temporal,
-        hidden_sizes=[8, 8],
-        time_pool=time_pool,
-        bidirectional=True,
-        temporal_dropout=0.1,
-        peephole="channel" if temporal == "convlstm" else "none",
+        temporal_args={
+            **layers,
+            **({"num_layers": 2} if "hidden_size" in layers else {}),
+            **({"peephole": "channel"} if temporal == "convlstm" else {}),
+            "time_pool": time_pool,
+            "bidirectional": True,
+            "dropout": 0.1,
+        },
         num_classes=4,
     )
     model = VideoClassifier.from_config(cfg).eval()
@@ -143,7 +151,9 @@ def test_temporal_options_bidirectional(temporal: str, time_pool: str) -> None:
 
 
 def test_spatial_peephole_uses_the_map_size() -> None:
-    cfg = ClassifierConfig(backbone="resnet18", stage=3, peephole="spatial", frame_size=64)
+    cfg = ClassifierConfig(
+        backbone="resnet18", stage=3, temporal_args={"peephole": "spatial"}, frame_size=64
+    )
     model = VideoClassifier.from_config(cfg)
     assert model.temporal.rnn.cells[0].w_ci.shape == (64, 4, 4)
     assert model(torch.randn(1, 2, 3, 64, 64)).shape == (1, 10)
@@ -380,7 +390,7 @@ def test_conv_temporal_space_pool(space_pool: str) -> None:
     with pytest.raises(ValueError, match="space_pool"):
         ConvRecurrentTemporal(3, hidden_sizes=[4], space_pool="sum")
     with pytest.raises(ValueError, match="space_pool"):
-        ClassifierConfig(space_pool="sum")
+        ClassifierConfig(temporal_args={"space_pool": "sum"})
 
 
 @pytest.mark.parametrize("space_pool", ["max", "mean"])
@@ -404,8 +414,9 @@ def test_pooled_recurrent_is_an_adapter_a_pool_and_an_lstm(space_pool: str) -> N
 
 def test_lstm_with_an_adapter_reads_maps() -> None:
     model = create_model(
-        "lstm_resnet18", num_classes=3, stage=2, frame_size=64, proj_channels=4, frame_diff=True
-    ).eval()
+        "lstm_resnet18", num_classes=3, stage=2, frame_size=64, temporal="adapter_lstm",
+        temporal_args={"proj_channels": 4, "frame_diff": True},
+    ).eval()  # fmt: skip
     assert model.config.uses_maps and isinstance(model.temporal, PooledRecurrentTemporal)
     feats = model.forward_features(torch.randn(1, 4, 3, 64, 64))
     assert feats.shape == (1, 4, 128, 8, 8)  # resnet18 stage 2: stride 8, 128 channels
@@ -459,17 +470,17 @@ def test_step_input_with_motion_correlation_equals_the_concatenation(content: bo
 
 
 def test_motion_options_are_checked() -> None:
-    with pytest.raises(ValueError, match="motion_radius must be 0, or > 0 with a model over maps"):
-        ClassifierConfig(backbone="resnet18", temporal="lstm", motion_radius=2)
+    with pytest.raises(ValueError, match=r"'lstm' has no option\(s\) \['motion_radius'\]"):
+        ClassifierConfig(backbone="resnet18", temporal="lstm", temporal_args={"motion_radius": 2})
     with pytest.raises(ValueError, match="motion_only needs frame_diff or motion_radius"):
-        ClassifierConfig(backbone="resnet18", temporal="convlstm", motion_only=True)
+        ClassifierConfig(temporal="convlstm", temporal_args={"motion_only": True})
     with pytest.raises(ValueError, match="without content needs"):
         from video_lstm.models.temporal import StepInput
 
         StepInput(3, content=False)
     model = create_model(
         "video_lstm_compact", num_classes=3, frame_size=64, pretrained=False,
-        motion_radius=2, motion_only=True,
+        temporal_args={"motion_radius": 2, "motion_only": True},
     )  # fmt: skip
     feats = torch.randn(2, 4, model.backbone.out_channels, 8, 8)
     assert model.forward_head(feats).shape == (2, 3)
@@ -483,8 +494,10 @@ def test_models_reading_maps_share_one_feature_cache() -> None:
     kw = dict(frame_size=64, pretrained=False, num_classes=3)
     conv = create_model("video_lstm_compact", **kw)
     lstm = create_model(
-        "lstm_efficientnet_lite0", stage=2, proj_channels=8, pool_size=3, motion_radius=1,
-        motion_only=True, frame_diff=False, **kw,
+        "lstm_efficientnet_lite0", stage=2, temporal="adapter_lstm",
+        temporal_args={"proj_channels": 8, "pool_size": 3, "motion_radius": 1,
+                       "motion_only": True},
+        **kw,
     )  # fmt: skip
     vectors = create_model("lstm_efficientnet_lite0", stage=2, pool_size=3, **kw)
     assert backbone_signature(conv) == backbone_signature(lstm) != backbone_signature(vectors)

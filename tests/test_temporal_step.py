@@ -22,33 +22,43 @@ B, T = 2, 5
 # (id, ClassifierConfig fields): every temporal model and the step inputs that need a memory of
 # the previous step (frame_diff, motion_radius, motion_only), every time pooling.
 CASES = [
-    ("lstm", dict(temporal="lstm", hidden_sizes=[6, 6])),
-    ("gru-mean", dict(temporal="gru", hidden_sizes=[6], time_pool="mean")),
-    ("lstm-attention-diff", dict(temporal="lstm", time_pool="attention", frame_diff=True)),
-    ("convlstm", dict(temporal="convlstm", hidden_sizes=[4, 3], kernel_size=2)),
-    ("convlstm-peephole", dict(temporal="convlstm", peephole="spatial", time_pool="mean")),
-    ("convgru-attention", dict(temporal="convgru", time_pool="attention", space_pool="mean")),
-    ("convlstm-compact", dict(temporal="convlstm", frame_diff=True, proj_channels=4)),
+    ("lstm", ("lstm", dict(hidden_size=6, num_layers=2))),
+    ("gru-mean", ("gru", dict(time_pool="mean"))),
+    ("lstm-attention-diff", ("lstm", dict(time_pool="attention", frame_diff=True))),
+    ("convlstm", ("convlstm", dict(hidden_sizes=[4, 3], kernel_size=2))),
+    ("convlstm-peephole", ("convlstm", dict(peephole="spatial", time_pool="mean"))),
+    ("convgru-attention", ("convgru", dict(time_pool="attention", space_pool="mean"))),
+    ("convlstm-compact", ("convlstm", dict(frame_diff=True, proj_channels=4))),
     (
         "convgru-motion-only",
-        dict(temporal="convgru", frame_diff=True, motion_radius=1, motion_only=True),
+        ("convgru", dict(frame_diff=True, motion_radius=1, motion_only=True)),
     ),
     (
         "lstm-adapter-motion",
-        dict(temporal="lstm", proj_channels=4, pool_size=2, motion_radius=1, frame_diff=True),
+        ("adapter_lstm", dict(proj_channels=4, pool_size=2, motion_radius=1, frame_diff=True)),
     ),
     (
         "gru-adapter-motion-only",
-        dict(temporal="gru", proj_channels=4, motion_radius=1, motion_only=True),
+        ("adapter_gru", dict(proj_channels=4, motion_radius=1, motion_only=True)),
     ),
-    ("meanpool", dict(temporal="meanpool")),
+    ("meanpool", ("meanpool", {})),
 ]
 
 
-def _model(fields: dict) -> VideoClassifier:
+def _model(case: tuple[str, dict]) -> VideoClassifier:
     torch.manual_seed(0)
-    fields = {"hidden_sizes": [5], **fields}
-    config = ClassifierConfig(backbone="resnet18", stage=1, frame_size=32, num_classes=3, **fields)
+    temporal, args = case
+    size = (
+        {}
+        if temporal == "meanpool"
+        else {"hidden_sizes": [5]}
+        if "conv" in temporal
+        else {"hidden_size": 5}
+    )
+    config = ClassifierConfig(
+        backbone="resnet18", stage=1, frame_size=32, num_classes=3, temporal=temporal,
+        temporal_args={**size, **args},
+    )  # fmt: skip
     # stage 1 at 32 px: 64-channel 8x8 maps, or 64-d vectors
     model = VideoClassifier.from_config(config)
     for m in model.temporal.modules():  # BatchNorm away from identity, so folding shows
@@ -77,9 +87,9 @@ def _assert_steps_equal_windows(model: VideoClassifier, feats: torch.Tensor) -> 
         torch.testing.assert_close(logits, want, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("fields", [c[1] for c in CASES], ids=[c[0] for c in CASES])
-def test_steps_equal_the_window(fields: dict) -> None:
-    model = _model(fields)
+@pytest.mark.parametrize("case", [c[1] for c in CASES], ids=[c[0] for c in CASES])
+def test_steps_equal_the_window(case: tuple[str, dict]) -> None:
+    model = _model(case)
     feats = _features(model)
     has_bn = any(isinstance(m, nn.BatchNorm2d) for m in model.temporal.modules())
     with torch.no_grad():
@@ -92,16 +102,16 @@ def test_steps_equal_the_window(fields: dict) -> None:
 
 
 def test_stateful_flag_and_what_cannot_step() -> None:
-    assert _model(dict(temporal="convlstm")).stateful
-    assert _model(dict(temporal="gru")).stateful
-    assert not _model(dict(temporal="meanpool")).stateful
+    assert _model(("convlstm", {})).stateful
+    assert _model(("gru", {})).stateful
+    assert not _model(("meanpool", {})).stateful
     for temporal in ("lstm", "convgru"):
-        model = _model(dict(temporal=temporal, bidirectional=True))
+        model = _model((temporal, dict(bidirectional=True)))
         assert not model.stateful
         feats = _features(model)
         with pytest.raises(ValueError, match="bidirectional.*cannot step"):
             model.init_state(B, feats[:, 0])
-    model = _model(dict(temporal="convlstm"))
+    model = _model(("convlstm", {}))
     feats = _features(model)
     state = model.init_state(B, feats[:, 0])
     with pytest.raises(ValueError, match="state of 2 tensors, got 1"):
@@ -113,7 +123,7 @@ def test_stateful_flag_and_what_cannot_step() -> None:
 def test_streams_stepped_together_equal_each_alone() -> None:
     """States concatenated on dim 0 step two streams as one batch (a live watcher's CNN and
     temporal model batch across streams)."""
-    model = _model(dict(temporal="convlstm", frame_diff=True, proj_channels=4)).eval()
+    model = _model(("convlstm", dict(frame_diff=True, proj_channels=4))).eval()
     feats = _features(model)
     with torch.no_grad():
         a = model.init_state(1, feats[:1, 0])

@@ -27,7 +27,7 @@ from video_lstm.training.module import VideoLSTMModule, pick_precision, warmup_c
 SIZE = 64
 # The default CPU model (frozen pretrained EfficientNet-Lite0, offline weights), made small.
 MODEL_NAME = "video_lstm_compact"
-MODEL_ARGS = dict(frame_size=SIZE, hidden_sizes=[16])
+MODEL_ARGS = dict(frame_size=SIZE, temporal_args={"hidden_sizes": [16]})
 
 
 @pytest.fixture(scope="module")
@@ -205,13 +205,13 @@ def test_compare_grid_values_and_seed_summary(tmp_path):
 
     trials = expand_grid(
         ["c/convlstm.yaml"],
-        grid=["model.model_args.hidden_sizes=[32],[32, 32]", "seed_everything=0,1"],
+        grid=["model.model_args.temporal_args.hidden_sizes=[32],[32, 32]", "seed_everything=0,1"],
     )
     assert [t[2] for t in trials] == [
-        ["--model.model_args.hidden_sizes=[32]", "--seed_everything=0"],
-        ["--model.model_args.hidden_sizes=[32]", "--seed_everything=1"],
-        ["--model.model_args.hidden_sizes=[32, 32]", "--seed_everything=0"],
-        ["--model.model_args.hidden_sizes=[32, 32]", "--seed_everything=1"],
+        ["--model.model_args.temporal_args.hidden_sizes=[32]", "--seed_everything=0"],
+        ["--model.model_args.temporal_args.hidden_sizes=[32]", "--seed_everything=1"],
+        ["--model.model_args.temporal_args.hidden_sizes=[32, 32]", "--seed_everything=0"],
+        ["--model.model_args.temporal_args.hidden_sizes=[32, 32]", "--seed_everything=1"],
     ]
     rows = [
         {"name": name, "temporal": "convlstm", "video_top1": top1, "best_top1": top1 + 0.01,

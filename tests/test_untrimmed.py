@@ -341,7 +341,9 @@ def untrimmed_cache(tmp_path_factory) -> tuple[Path, Path]:
         workers=1,
     )
     torch.manual_seed(0)
-    model = create_model("video_lstm_compact", num_classes=3, frame_size=64, hidden_sizes=[8])
+    model = create_model(
+        "video_lstm_compact", num_classes=3, frame_size=64, temporal_args={"hidden_sizes": [8]}
+    )
     cache = root / "features"
     for subset in ("train", "test"):
         m = load_manifest("segments_csv", root, annotations="annotations.csv", subset=subset)
@@ -505,7 +507,9 @@ def test_last_ckpt_is_the_last_epoch(tmp_path):
     from video_lstm.training.cli import main
 
     tiny = make_tiny_dataset(tmp_path / "tiny")
-    model = create_model("video_lstm_compact", num_classes=2, frame_size=64, hidden_sizes=[16])
+    model = create_model(
+        "video_lstm_compact", num_classes=2, frame_size=64, temporal_args={"hidden_sizes": [16]}
+    )
     for subset in ("train", "test"):
         m = load_manifest("ucf101", tiny, subset=subset)
         extract_features(model.eval(), [(str(p), y) for p, y in m.samples], m.class_names,
@@ -513,7 +517,7 @@ def test_last_ckpt_is_the_last_epoch(tmp_path):
                          progress=False)  # fmt: skip
     cfg = {
         "model": {"model_name": "video_lstm_compact",
-                  "model_args": {"frame_size": 64, "hidden_sizes": [16]}, "lr": 0.05},
+                  "model_args": {"frame_size": 64, "temporal_args": {"hidden_sizes": [16]}}, "lr": 0.05},
         "data": {"root": str(tiny), "kind": "ucf101", "features_dir": str(tmp_path / "f"),
                  "clip_len": 6, "frame_interval": 2, "frame_size": 64, "batch_size": 4,
                  "num_clips": 2},
@@ -588,7 +592,9 @@ def test_annotate_uses_calibrated_rules_and_explicit_values_win(tmp_path):
     )
 
     torch.manual_seed(0)
-    model = create_model("video_lstm_compact", num_classes=3, frame_size=64, hidden_sizes=[8])
+    model = create_model(
+        "video_lstm_compact", num_classes=3, frame_size=64, temporal_args={"hidden_sizes": [8]}
+    )
     meta = ModelMeta.for_model(model, [BACKGROUND, "a", "b"], clip_len=4, frame_interval=2,
                                decode_size=80)  # fmt: skip
     ckpt = save_checkpoint(tmp_path / "m.pt", model, meta)
@@ -624,7 +630,7 @@ def test_untrimmed_end_to_end_cli(tmp_path, capsys):
                 "--gap_frames", "8-12", "--size", "64", "--workers", "1"]) == 0  # fmt: skip
     cfg = {
         "model": {"model_name": "video_lstm_compact",
-                  "model_args": {"frame_size": 64, "hidden_sizes": [8]}, "lr": 0.01},
+                  "model_args": {"frame_size": 64, "temporal_args": {"hidden_sizes": [8]}}, "lr": 0.01},
         "data": {"root": str(data), "kind": "segments_csv",
                  "manifest_args": {"annotations": "annotations.csv"}, "val_subset": "val",
                  "features_dir": str(tmp_path / "features"), "clip_len": 4, "frame_interval": 2,

@@ -58,7 +58,7 @@ def test_feature_cache_and_short_fit_print_no_warning(tmp_path: Path):
     cfg = {
         "model": {
             "model_name": "video_lstm_compact",
-            "model_args": {"frame_size": 64, "hidden_sizes": [8]},
+            "model_args": {"frame_size": 64, "temporal_args": {"hidden_sizes": [8]}},
         },
         "data": {
             "root": str(tiny), "clip_len": 6, "frame_interval": 2, "frame_size": 64,

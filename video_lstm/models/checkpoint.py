@@ -9,6 +9,9 @@ A checkpoint is a ``torch.save`` dict with two keys:
 Lightning checkpoints written by ``video_lstm.training`` carry the same ``"video_lstm"`` entry and
 the weights under ``"model."``-prefixed keys; :func:`load_checkpoint` reads both.
 
+Checkpoints written before the temporal model table (a flat model config) load too:
+:func:`migrate_model_config` moves their options into today's nested layout.
+
 Loading never unpickles code: ``torch.load(..., weights_only=True)`` accepts tensors and plain
 values (dict, list, str, numbers) only, which is all both formats hold. A file that needs any
 other Python object (a crafted ``__reduce__`` that would run a command) is refused with
@@ -163,6 +166,59 @@ def store_segment_rules(
     return out
 
 
+# The flat ClassifierConfig layout written until the temporal model table (December 2026): the
+# temporal model's options sat beside the shared fields.
+_FLAT_TEMPORAL_FIELDS = (
+    "hidden_sizes", "kernel_size", "peephole", "time_pool", "temporal_dropout", "bidirectional",
+    "frame_diff", "proj_channels", "motion_radius", "motion_only", "space_pool",
+)  # fmt: skip
+
+
+def migrate_model_config(model: dict[str, Any], *, source: str | Path = "") -> dict[str, Any]:
+    """A checkpoint's ``ModelMeta.model`` in today's layout (``temporal`` + ``temporal_args``).
+
+    Configs saved before the temporal model table were flat: every model's options beside the
+    shared fields. They move into ``temporal_args`` under the model that read them; an LSTM/GRU
+    with ``proj_channels > 0`` (which read maps through its conv adapter) becomes
+    ``adapter_lstm`` / ``adapter_gru``, taking the flat ``pool_size`` as its adapter's. The
+    module tree, and so the weights' names, are the same. A config in today's layout is
+    returned unchanged.
+
+    Raises:
+        ValueError: A flat config naming a temporal model that layout never had.
+    """
+    if not any(k in model for k in _FLAT_TEMPORAL_FIELDS):
+        return dict(model)
+    flat = dict(model)
+    temporal = flat.get("temporal", "convlstm")
+    old = {k: flat.pop(k) for k in _FLAT_TEMPORAL_FIELDS if k in flat}
+    hidden = list(old.get("hidden_sizes", [64]))
+    motion = {k: old[k] for k in ("motion_radius", "motion_only", "space_pool") if k in old}
+    common = {k: old[k] for k in ("time_pool", "bidirectional", "frame_diff") if k in old}
+    if "temporal_dropout" in old:
+        common["dropout"] = old["temporal_dropout"]
+    if temporal in ("convlstm", "convgru"):
+        args = {"hidden_sizes": hidden, **common, **motion}
+        args.update({k: old[k] for k in ("kernel_size", "proj_channels") if k in old})
+        if temporal == "convlstm" and "peephole" in old:
+            args["peephole"] = old["peephole"]
+    elif temporal in ("lstm", "gru"):
+        args = {"hidden_size": hidden[0], "num_layers": len(hidden), **common}
+        if old.get("proj_channels", 0) > 0:  # read maps through the conv adapter
+            temporal = f"adapter_{temporal}"
+            args.update(motion, proj_channels=old["proj_channels"])
+            args["pool_size"] = flat.get("pool_size", 1)
+            flat["pool_size"] = 1
+    elif temporal == "meanpool":
+        args = {}
+    else:
+        raise ValueError(
+            f"{source}: the checkpoint's flat model config names temporal model {temporal!r}, "
+            "which that layout never had; re-save it with this version of video_lstm"
+        )
+    return {**flat, "temporal": temporal, "temporal_args": args}
+
+
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu"):
     """Rebuild the classifier from a checkpoint (ours or a Lightning one from ``video_lstm``).
 
@@ -204,11 +260,24 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     if not isinstance(ckpt, dict) or META_KEY not in ckpt or "state_dict" not in ckpt:
         raise ValueError(f"{path}: not a video_lstm checkpoint (no '{META_KEY}' metadata)")
     meta = ModelMeta(**ckpt[META_KEY])
+    meta.model = migrate_model_config(meta.model, source=path)
     state = ckpt["state_dict"]
     if any(k.startswith("model.") for k in state):  # Lightning: the classifier is `module.model`
         state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
     # The weights come from the checkpoint: never download or read pretrained files here.
-    config = ClassifierConfig(**{**meta.model, "pretrained": False})
+    from video_lstm.models.temporal_table import list_temporal_models
+
+    temporal = meta.model.get("temporal")
+    if temporal not in list_temporal_models():
+        raise ValueError(
+            f"{path}: the checkpoint's temporal model {temporal!r} is not registered (registered: "
+            f"{list_temporal_models()}); load the plugin that registers it "
+            "(video-lstm --plugin FILE.py, or VIDEO_LSTM_PLUGINS)"
+        )
+    try:
+        config = ClassifierConfig(**{**meta.model, "pretrained": False})
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: the checkpoint's model config is not valid here: {exc}") from exc
     model = VideoClassifier.from_config(config)
     model.load_state_dict(state)
     model.eval()

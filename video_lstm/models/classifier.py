@@ -25,59 +25,34 @@ from typing import Any
 from torch import Tensor, nn
 
 from video_lstm.models.backbone import BACKBONES, NUM_STAGES, FrameEncoder
-from video_lstm.models.temporal import (
-    ConvRecurrentTemporal,
-    MeanPoolTemporal,
-    PooledRecurrentTemporal,
-    RecurrentTemporal,
-)
+from video_lstm.models.temporal_table import TemporalModel, temporal_model
 
-__all__ = ["TEMPORAL_MODELS", "ClassifierConfig", "VideoClassifier"]
-
-# Which temporal models read maps (B, T, C, h, w); the others read vectors (B, T, D).
-TEMPORAL_MODELS = ("convlstm", "convgru", "lstm", "gru", "meanpool")
-_MAP_MODELS = ("convlstm", "convgru")
+__all__ = ["ClassifierConfig", "VideoClassifier"]
 
 
 @dataclass
 class ClassifierConfig:
     """The architecture as plain values (round-trips through YAML and checkpoints).
 
+    The fields every model shares, plus the temporal model's own options in ``temporal_args``,
+    checked by its entry in :mod:`video_lstm.models.temporal_table` (a name -> builder table).
+
     Args:
         backbone: Frame encoder name (``video_lstm.models.backbone.BACKBONES``).
-        temporal: ``"convlstm"``, ``"convgru"`` (over maps), ``"lstm"``, ``"gru"`` (over pooled
-            vectors) or ``"meanpool"`` (no temporal model; over vectors).
+        temporal: A registered temporal model
+            (:func:`~video_lstm.models.temporal_table.list_temporal_models`): ``"convlstm"``,
+            ``"convgru"`` (over maps), ``"lstm"``, ``"gru"`` (over vectors), ``"adapter_lstm"``,
+            ``"adapter_gru"`` (over maps, through a conv adapter pooled to vectors),
+            ``"meanpool"`` (no temporal model; over vectors), or one a plugin registered.
+        temporal_args: The temporal model's options (fields of its options dataclass, e.g.
+            ``{"hidden_sizes": [32], "frame_diff": true}`` for ``convlstm``); missing ones take
+            their defaults, and the config keeps them all, so a checkpoint records every value.
         num_classes: Output classes ``K``.
-        hidden_sizes: Hidden size of each recurrent layer (its length is the number of layers;
-            ``lstm``/``gru`` need all equal).
-        kernel_size: ConvLSTM/ConvGRU kernel (odd or even).
         stage: Backbone stage whose output is used, 0..4 (output stride ``2 ** (stage + 1)``).
-        pool_size: For vector models: per-frame average pool to ``s x s`` then flatten
-            (1 = global pooling; 2-3 keep coarse position).
-        peephole: ConvLSTM peepholes: ``"none"``, ``"channel"`` or ``"spatial"`` (spatial fixes
-            the map size, so the model then only accepts ``frame_size`` inputs).
-        time_pool: Pooling of the recurrent outputs over time: ``"last"``, ``"mean"``,
-            ``"attention"``.
-        temporal_dropout: Dropout between recurrent layers.
+        pool_size: For models over vectors: the backbone's per-frame average pool to ``s x s``,
+            flattened (1 = global pooling; 2-3 keep coarse position). Models over maps get the
+            maps whole.
         dropout: Dropout on the clip embedding before the linear head.
-        bidirectional: Bidirectional recurrence (sees the whole window; not for streaming).
-        frame_diff: Feed the recurrent model each step's change ``x_t - x_{t-1}`` beside the
-            features (``StepInput``): motion as input, not only through the recurrence. Not
-            for ``meanpool``, whose point is to ignore order.
-        proj_channels: ConvLSTM/ConvGRU: 1x1 conv of the step input to this many channels
-            before the recurrence (0: none); cheaper recurrent convolutions. LSTM/GRU: > 0 makes
-            the model read maps through a trainable 3x3 conv adapter to this many channels,
-            pooled per frame to ``pool_size x pool_size`` (:class:`PooledRecurrentTemporal`).
-        motion_radius: For models over maps: feed each step's local correlation with the
-            previous step within this many cells (``(2r + 1) ** 2`` channels; 0: none), see
-            :func:`~video_lstm.models.temporal.step_correlation`. What camera motion (pan, tilt,
-            zoom, roll) is made of.
-        motion_only: Feed the temporal model only the motion inputs (``frame_diff`` and/or
-            ``motion_radius``), not the features themselves: for classes that motion alone
-            defines (camera motion), so that what a training scene shows cannot be learnt
-            instead (on held-out photos: see the README's study).
-        space_pool: ``"max"`` or ``"mean"`` over space: of each step's ConvLSTM/ConvGRU output,
-            or of the LSTM/GRU adapter's maps.
         frame_size: Square input resolution in pixels.
         pretrained: Load the backbone's ImageNet weights at construction.
         weights_path: Local backbone state dict (instead of downloading).
@@ -86,21 +61,11 @@ class ClassifierConfig:
 
     backbone: str = "resnet18"
     temporal: str = "convlstm"
+    temporal_args: dict[str, Any] = field(default_factory=dict)
     num_classes: int = 10
-    hidden_sizes: list[int] = field(default_factory=lambda: [64])
-    kernel_size: int = 3
     stage: int = 4
     pool_size: int = 1
-    peephole: str = "none"
-    time_pool: str = "last"
-    temporal_dropout: float = 0.0
     dropout: float = 0.0
-    bidirectional: bool = False
-    frame_diff: bool = False
-    proj_channels: int = 0
-    motion_radius: int = 0
-    motion_only: bool = False
-    space_pool: str = "max"
     frame_size: int = 112
     pretrained: bool = False
     weights_path: str | None = None
@@ -109,51 +74,16 @@ class ClassifierConfig:
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
             raise ValueError(f"backbone must be one of {list(BACKBONES)}, got {self.backbone!r}")
-        if self.temporal not in TEMPORAL_MODELS:
-            raise ValueError(f"temporal must be one of {TEMPORAL_MODELS}, got {self.temporal!r}")
+        # the model's own checks; kept as plain values with every default filled in
+        self.temporal_args = dataclasses.asdict(self.temporal_entry.parse(self.temporal_args))
         if self.num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
-        if isinstance(self.hidden_sizes, int):
-            self.hidden_sizes = [self.hidden_sizes]
-        self.hidden_sizes = [int(h) for h in self.hidden_sizes]
-        if not self.hidden_sizes or min(self.hidden_sizes) < 1:
-            raise ValueError(f"hidden_sizes must be positive ints, got {self.hidden_sizes}")
-        if self.temporal in ("lstm", "gru") and len(set(self.hidden_sizes)) != 1:
-            raise ValueError(
-                f"temporal={self.temporal!r} needs the same hidden size in every layer, "
-                f"got {self.hidden_sizes}"
-            )
-        if self.kernel_size < 1:
-            raise ValueError(f"kernel_size must be >= 1, got {self.kernel_size}")
         if not 0 <= self.stage < NUM_STAGES:
             raise ValueError(f"stage must be in 0..{NUM_STAGES - 1}, got {self.stage}")
         if self.pool_size < 1:
             raise ValueError(f"pool_size must be >= 1, got {self.pool_size}")
-        if self.peephole not in ("none", "channel", "spatial"):
-            raise ValueError(f"peephole must be none/channel/spatial, got {self.peephole!r}")
-        if self.peephole != "none" and self.temporal != "convlstm":
-            raise ValueError(f"peephole is a ConvLSTM option, not for {self.temporal!r}")
-        if self.frame_diff and self.temporal == "meanpool":
-            raise ValueError("frame_diff would give the order-free meanpool baseline an order")
-        if self.proj_channels < 0 or (self.proj_channels and self.temporal == "meanpool"):
-            raise ValueError(
-                f"proj_channels must be 0, or > 0 with convlstm/convgru/lstm/gru, got "
-                f"{self.proj_channels} with {self.temporal!r}"
-            )
-        if self.motion_radius < 0 or (self.motion_radius and not self.uses_maps):
-            raise ValueError(
-                f"motion_radius must be 0, or > 0 with a model over maps (convlstm, convgru, or "
-                f"lstm/gru with proj_channels), got {self.motion_radius} with {self.temporal!r}"
-            )
-        if self.motion_only and not (self.frame_diff or self.motion_radius):
-            raise ValueError("motion_only needs frame_diff or motion_radius (the motion inputs)")
-        if self.space_pool not in ("max", "mean"):
-            raise ValueError(f"space_pool must be 'max' or 'mean', got {self.space_pool!r}")
-        if self.time_pool not in ("last", "mean", "attention"):
-            raise ValueError(f"time_pool must be last/mean/attention, got {self.time_pool!r}")
-        for name in ("temporal_dropout", "dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.frame_size < 32:
             raise ValueError(f"frame_size must be >= 32 pixels, got {self.frame_size}")
         if not (
@@ -163,12 +93,19 @@ class ClassifierConfig:
             raise ValueError(f"freeze must be 'none', 'all' or an int, got {self.freeze!r}")
 
     @property
+    def temporal_entry(self) -> TemporalModel:
+        """The temporal model's table entry."""
+        return temporal_model(self.temporal)
+
+    @property
+    def options(self) -> Any:
+        """The temporal model's options as its dataclass."""
+        return self.temporal_entry.parse(self.temporal_args)
+
+    @property
     def uses_maps(self) -> bool:
-        """True when the temporal model reads feature maps (ConvLSTM/ConvGRU, or LSTM/GRU
-        through a conv adapter)."""
-        return self.temporal in _MAP_MODELS or (
-            self.temporal != "meanpool" and self.proj_channels > 0
-        )
+        """True when the temporal model reads feature maps (its entry's ``inputs``)."""
+        return self.temporal_entry.inputs == "maps"
 
     @property
     def map_size(self) -> int:
@@ -228,46 +165,11 @@ class VideoClassifier(nn.Module):
             freeze=c.freeze,
         )
         backbone.frame_size = c.frame_size
-        rnn = dict(  # LSTM/GRU options, over pooled maps or over vectors
-            hidden_size=c.hidden_sizes[0],
-            num_layers=len(c.hidden_sizes),
-            cell=c.temporal,
-            dropout=c.temporal_dropout,
-            bidirectional=c.bidirectional,
-            time_pool=c.time_pool,
+        temporal = c.temporal_entry.build(
+            c.options,
+            in_channels=backbone.out_channels if c.uses_maps else backbone.out_dim,
+            map_size=c.map_size,
         )
-        if c.uses_maps and c.temporal not in _MAP_MODELS:
-            temporal: nn.Module = PooledRecurrentTemporal(
-                backbone.out_channels,
-                proj_channels=c.proj_channels,
-                pool_size=c.pool_size,
-                space_pool=c.space_pool,
-                frame_diff=c.frame_diff,
-                motion_radius=c.motion_radius,
-                content=not c.motion_only,
-                **rnn,
-            )
-        elif c.uses_maps:
-            temporal = ConvRecurrentTemporal(
-                backbone.out_channels,
-                hidden_sizes=c.hidden_sizes,
-                kernel_size=c.kernel_size,
-                cell=c.temporal,
-                peephole=c.peephole,
-                spatial_size=(c.map_size, c.map_size),
-                dropout=c.temporal_dropout,
-                bidirectional=c.bidirectional,
-                time_pool=c.time_pool,
-                frame_diff=c.frame_diff,
-                proj_channels=c.proj_channels,
-                space_pool=c.space_pool,
-                motion_radius=c.motion_radius,
-                content=not c.motion_only,
-            )
-        elif c.temporal == "meanpool":
-            temporal = MeanPoolTemporal(backbone.out_dim)
-        else:
-            temporal = RecurrentTemporal(backbone.out_dim, frame_diff=c.frame_diff, **rnn)
         head = nn.Linear(temporal.out_dim, c.num_classes)
         return cls(backbone, temporal, head, dropout=c.dropout, config=dataclasses.replace(c))
 
@@ -330,9 +232,10 @@ class VideoClassifier(nn.Module):
 
     @property
     def stateful(self) -> bool:
-        """Whether the temporal model carries a state worth keeping from step to step
-        (recurrent and unidirectional; see :mod:`video_lstm.models.temporal`)."""
-        return bool(getattr(self.temporal, "stateful", False))
+        """Whether the temporal model carries a state worth keeping from step to step: its
+        table entry says so (and the module, where it says, e.g. not when bidirectional)."""
+        table = self.config.temporal_entry.stateful if self.config is not None else True
+        return table and bool(getattr(self.temporal, "stateful", self.config is not None))
 
     def init_state(self, batch: int, like: Tensor) -> tuple[Tensor, ...]:
         """The temporal model's state before a stream's first step.

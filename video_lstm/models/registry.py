@@ -2,15 +2,18 @@
 
 A preset is a short function that pins an architecture and returns a
 :class:`~video_lstm.models.classifier.ClassifierConfig`; any field can be overridden by
-keyword. :data:`DEFAULT_MODEL` is the compact CPU model the demo and the docs use.
+keyword, and ``temporal_args`` merge into the preset's
+(``create_model("video_lstm_compact", temporal_args={"hidden_sizes": [16]})``). :data:`DEFAULT_MODEL` is the compact CPU model the demo and the docs use.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from video_lstm.models.classifier import ClassifierConfig, VideoClassifier
+from video_lstm.models.temporal_table import temporal_model
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -64,42 +67,75 @@ def create_model(name: str, **overrides: Any) -> VideoClassifier:
 
 
 def _cfg(pinned: dict[str, Any], overrides: dict[str, Any]) -> ClassifierConfig:
-    unknown = set(overrides) - {f for f in ClassifierConfig.__dataclass_fields__}
+    """The preset's config with ``overrides``: shared fields replace, ``temporal_args`` merge
+    into the preset's. Naming another ``temporal`` keeps the preset's options that model also
+    has (``hidden_sizes`` from a ConvLSTM preset serves a ConvGRU) and drops the others."""
+    fields = set(ClassifierConfig.__dataclass_fields__)
+    unknown = sorted(set(overrides) - fields)
     if unknown:
-        raise ValueError(f"unknown ClassifierConfig field(s): {sorted(unknown)}")
-    return ClassifierConfig(**{**pinned, **overrides})
+        temporal = overrides.get("temporal", pinned.get("temporal", "convlstm"))
+        options = {f.name for f in dataclasses.fields(temporal_model(temporal).options)}
+        hint = [k for k in unknown if k in options]
+        raise ValueError(
+            f"unknown ClassifierConfig field(s): {unknown}"
+            + (f"; {hint} are options of temporal model {temporal!r}: pass them in temporal_args"
+               if hint else "")
+        )  # fmt: skip
+    args = dict(pinned.get("temporal_args") or {})
+    temporal = overrides.get("temporal", pinned.get("temporal"))
+    if temporal != pinned.get("temporal"):
+        options = {f.name for f in dataclasses.fields(temporal_model(temporal).options)}
+        args = {k: v for k, v in args.items() if k in options}
+    args.update(overrides.get("temporal_args") or {})
+    return ClassifierConfig(**{**pinned, **overrides, "temporal_args": args})
 
 
 @register_model
 def convlstm_resnet18(**overrides: Any) -> ClassifierConfig:
     """ResNet-18 stride-32 maps (512 ch) -> ConvLSTM(128), kernel 3."""
     return _cfg(
-        dict(backbone="resnet18", temporal="convlstm", stage=4, hidden_sizes=[128]), overrides
-    )
+        dict(
+            backbone="resnet18", temporal="convlstm", stage=4,
+            temporal_args=dict(hidden_sizes=[128]),
+        ),
+        overrides,
+    )  # fmt: skip
 
 
 @register_model
 def convgru_resnet18(**overrides: Any) -> ClassifierConfig:
     """ResNet-18 stride-32 maps (512 ch) -> ConvGRU(128), kernel 3."""
     return _cfg(
-        dict(backbone="resnet18", temporal="convgru", stage=4, hidden_sizes=[128]), overrides
-    )
+        dict(
+            backbone="resnet18", temporal="convgru", stage=4,
+            temporal_args=dict(hidden_sizes=[128]),
+        ),
+        overrides,
+    )  # fmt: skip
 
 
 @register_model
 def lstm_resnet18(**overrides: Any) -> ClassifierConfig:
     """ResNet-18 vectors (2x2 pooled, 2048-d) -> LSTM(256)."""
     return _cfg(
-        dict(backbone="resnet18", temporal="lstm", pool_size=2, hidden_sizes=[256]), overrides
-    )
+        dict(
+            backbone="resnet18", temporal="lstm", pool_size=2,
+            temporal_args=dict(hidden_size=256),
+        ),
+        overrides,
+    )  # fmt: skip
 
 
 @register_model
 def gru_resnet18(**overrides: Any) -> ClassifierConfig:
     """ResNet-18 vectors (2x2 pooled, 2048-d) -> GRU(256)."""
     return _cfg(
-        dict(backbone="resnet18", temporal="gru", pool_size=2, hidden_sizes=[256]), overrides
-    )
+        dict(
+            backbone="resnet18", temporal="gru", pool_size=2,
+            temporal_args=dict(hidden_size=256),
+        ),
+        overrides,
+    )  # fmt: skip
 
 
 @register_model
@@ -112,9 +148,12 @@ def meanpool_resnet18(**overrides: Any) -> ClassifierConfig:
 def lstm_mobilenet_v3_small(**overrides: Any) -> ClassifierConfig:
     """MobileNetV3-Small vectors (2x2 pooled, 2304-d) -> LSTM(128)."""
     return _cfg(
-        dict(backbone="mobilenet_v3_small", temporal="lstm", pool_size=2, hidden_sizes=[128]),
+        dict(
+            backbone="mobilenet_v3_small", temporal="lstm", pool_size=2,
+            temporal_args=dict(hidden_size=128),
+        ),
         overrides,
-    )
+    )  # fmt: skip
 
 
 @register_model
@@ -129,8 +168,7 @@ def convlstm_efficientnet_lite0(**overrides: Any) -> ClassifierConfig:
             backbone="efficientnet_lite0",
             temporal="convlstm",
             stage=2,
-            hidden_sizes=[64],
-            frame_diff=True,
+            temporal_args=dict(hidden_sizes=[64], frame_diff=True),
             pretrained=True,
         ),
         overrides,
@@ -145,7 +183,7 @@ def lstm_efficientnet_lite0(**overrides: Any) -> ClassifierConfig:
             backbone="efficientnet_lite0",
             temporal="lstm",
             pool_size=2,
-            hidden_sizes=[256],
+            temporal_args=dict(hidden_size=256),
             pretrained=True,
         ),
         overrides,
@@ -171,10 +209,7 @@ def video_lstm_compact(**overrides: Any) -> ClassifierConfig:
             backbone="efficientnet_lite0",
             temporal="convlstm",
             stage=2,
-            hidden_sizes=[32],
-            frame_diff=True,
-            proj_channels=16,
-            kernel_size=3,
+            temporal_args=dict(hidden_sizes=[32], frame_diff=True, proj_channels=16, kernel_size=3),
             frame_size=128,
             pretrained=True,
             freeze="all",

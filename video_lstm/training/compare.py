@@ -86,9 +86,9 @@ def expand_grid(
         configs: One YAML per entry.
         names: Row names (default: the config file stems).
         grid: ``KEY=V1,V2,...`` items in the training CLI's dotted keys
-            (``model.lr=0.001,0.003``, ``model.model_args.hidden_sizes=[32],[32, 32]``: commas
-            inside brackets belong to the value); each combination becomes ``--KEY=V``
-            arguments.
+            (``model.lr=0.001,0.003``,
+            ``model.model_args.temporal_args.hidden_sizes=[32],[32, 32]``: commas inside
+            brackets belong to the value); each combination becomes ``--KEY=V`` arguments.
 
     Returns:
         ``(row name, config, extra CLI arguments)`` per trial, configs outermost, in order.
