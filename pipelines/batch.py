@@ -239,7 +239,7 @@ def run_folder(
         # A bad checkpoint is the caller's error, not a per-video one: load it before the loop.
         predictor = None
         if todo:
-            apply_threads(settings.runtime.threads)
+            apply_threads(settings.runtime.threads, set_torch=settings.runtime.runtime == "torch")
             predictor = load_predictor(checkpoint, settings)
         manifest()
 

@@ -3,6 +3,7 @@
     video-lstm annotate VIDEO CHECKPOINT OUT_DIR [--threshold 0.6 ...]
     video-lstm run IN_DIR CHECKPOINT OUT_DIR [--limit 10 --dry_run true --threads 2 ...]
     video-lstm watch SOURCE CHECKPOINT OUT_DIR [--realtime true --state carry ...]
+    video-lstm export CHECKPOINT OUT.onnx            (then: annotate/run ... --runtime onnx)
     video-lstm train fit --config configs/synthetic_demo.yaml [--threads 2]
     video-lstm export-labels RUN_DIR OUT --format label-studio|cvat|activitynet|fiftyone
     video-lstm demo
@@ -136,6 +137,13 @@ def _watch(argv: Sequence[str]) -> int:
     return summary.exit_code
 
 
+def _export(argv: Sequence[str]) -> int:
+    from video_lstm.inference.export import export_onnx
+
+    print(_cli("export", export_onnx, argv).format())
+    return 0
+
+
 def _demo(argv: Sequence[str]) -> int:
     from pipelines.demo import run_demo
 
@@ -172,6 +180,10 @@ def _entry(module: str, name: str) -> Callable[[Sequence[str]], int | None]:
 COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int | None]]] = {
     "annotate": ("annotate one video: segments, subtitles, annotated video, clips", _annotate),
     "run": ("annotate a folder of videos (resumable, per-video errors)", _run),
+    "export": (
+        "a checkpoint as ONNX graphs + metadata for --runtime onnx (checked against torch)",
+        _export,
+    ),
     "train": (
         "LightningCLI: fit / validate / test / predict",
         _entry("video_lstm.training.cli", "main"),
@@ -249,6 +261,22 @@ def _global_options(argv: list[str]) -> tuple[list[str], list[str]]:
     return plugins, argv
 
 
+# What `pip install 'video_lstm[train]'` adds to the torch-free core (see pyproject.toml).
+TRAIN_MODULES = ("torch", "torchvision", "lightning", "torchmetrics", "tensorboard")
+
+
+def _missing_extra(exc: ModuleNotFoundError) -> str | None:
+    """The one-line hint for a command run without the training stack, else ``None``."""
+    root = (exc.name or "").split(".")[0]
+    if root not in TRAIN_MODULES:
+        return None
+    return (
+        f"this needs {root}, which the torch-free install leaves out: pip install "
+        "'video_lstm[train]' (training, evaluation, export and --runtime torch); an exported "
+        "model runs without it: --runtime onnx MODEL.onnx"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch ``argv[0]`` to its subcommand; returns the process exit code.
 
@@ -288,6 +316,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub = f" {rest[0]}" if name == "train" and rest and not rest[0].startswith("-") else ""
         message = f"{_one_line(str(exc))} (see video-lstm {name}{sub} --help)"
         print(f"video-lstm {name}: error: {message}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        hint = _missing_extra(exc)
+        if debug or hint is None:
+            raise
+        print(f"video-lstm {name}: error: {hint}", file=sys.stderr)
         return 2
     except Exception as exc:
         if debug or not isinstance(exc, _user_errors()):

@@ -138,7 +138,7 @@ class _Worker:
 
         self.settings = AnnotateSettings(**settings)
         self.settings.runtime.threads = threads
-        apply_threads(threads)
+        apply_threads(threads, set_torch=self.settings.runtime.runtime == "torch")
         self.digest, self.resume, self.started = digest, resume, started
         self.stale_after, self.progress = stale_after, progress
         self.name = f"{name}@{socket.gethostname()}:{os.getpid()}"

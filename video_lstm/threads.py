@@ -58,17 +58,23 @@ def default_threads() -> int:
     return max(1, min(cores, available_cores() - busy))
 
 
-def apply_threads(threads: int | None = None) -> int:
+def apply_threads(threads: int | None = None, *, set_torch: bool = True) -> int:
     """Set torch's intra-op threads to ``threads`` (``None``: :func:`default_threads`).
+
+    Args:
+        threads: Thread count, or ``None`` for the default.
+        set_torch: Set torch's thread count (importing torch). ``False`` for ONNX Runtime, which
+            takes the count per session (``intra_op_num_threads``) and must not need torch.
 
     Returns:
         The thread count now in use (pass it on to the decoder as well).
     """
-    import torch  # only when a model is about to run
-
     n = default_threads() if threads is None else threads
     if n < 1:
         raise ValueError(f"threads must be >= 1, got {n}")
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
+    if set_torch:
+        import torch  # only when a model is about to run
+
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
     return n

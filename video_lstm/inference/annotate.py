@@ -39,7 +39,8 @@ def annotate_video(
 
     Args:
         video: Input video file.
-        checkpoint: Model checkpoint (``.pt`` from ``save_checkpoint`` or a training ``.ckpt``);
+        checkpoint: Model checkpoint (``.pt`` from ``save_checkpoint`` or a training ``.ckpt``),
+            or with ``--runtime onnx`` a model written by ``video-lstm export`` (``.onnx``);
             a loaded :class:`~video_lstm.inference.predictor.Predictor` is accepted too.
         out_dir: Output folder (created).
         settings: The annotation settings (:class:`AnnotateSettings`).
@@ -58,8 +59,8 @@ def annotate_video(
     require_file(video, "video")
     require_output_dir(out_dir)
     if isinstance(checkpoint, (str, Path)):
-        require_checkpoint(checkpoint)
-    apply_threads(settings.runtime.threads)
+        require_checkpoint(checkpoint)  # a torch checkpoint or an exported .onnx model
+    apply_threads(settings.runtime.threads, set_torch=settings.runtime.runtime == "torch")
     predictor = checkpoint if not isinstance(checkpoint, (str, Path)) else None
     predictor = predictor or load_predictor(checkpoint, settings)
     return annotate_with_predictor(

@@ -208,10 +208,16 @@ class Predictor:
     def class_names(self) -> list[str]:
         return list(self.meta.class_names)
 
+    @property
+    def threads(self) -> int:
+        """torch's intra-op threads (what the decoder is given too)."""
+        return torch.get_num_threads()
+
     def describe(self) -> dict[str, Any]:
         """Plain-value description for result files."""
         return {
             "checkpoint": self.checkpoint,
+            "runtime": "torch",
             "device": str(self.plan.device),
             "precision": self.plan.precision,
             "class_names": self.class_names,

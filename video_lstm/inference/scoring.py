@@ -5,16 +5,19 @@ The video is decoded in chunks of every ``frame_interval``-th frame, resized in 
 frame; a rolling buffer keeps the features of the last ``clip_len`` sampled frames and every
 sliding window is scored (temporal model + head, batched) as soon as it is complete. Only the
 window scores (K floats each) are kept. ``pass_backends`` is the decoder backend policy.
+
+The scorer is runtime-neutral: features are torch tensors from the torch runtime and numpy
+arrays from ONNX Runtime (``inference.runtime``), and torch is imported only for torch's
+features or a prefetching worker, so ONNX inference runs without it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from video_lstm.data.sampling import (
     fit_to_length,
@@ -23,8 +26,9 @@ from video_lstm.data.sampling import (
     window_frame_spans,
 )
 from video_lstm.errors import VideoError
-from video_lstm.inference.predictor import Predictor
-from video_lstm.io.decode import open_video
+
+if TYPE_CHECKING:
+    from video_lstm.inference.predictor import Predictor
 
 __all__ = [
     "WindowScores",
@@ -55,11 +59,40 @@ def _spans(starts: np.ndarray, clip_len: int, interval: int, num_frames: int) ->
     )
 
 
-def _pad_window(feats: torch.Tensor, clip_len: int) -> torch.Tensor:
+# Features are torch tensors (torch runtime) or numpy arrays (ONNX Runtime): the few array ops
+# the scorer needs, for either, without importing torch for numpy.
+def _cat(parts: list[Any]) -> Any:
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts)
+    import torch
+
+    return torch.cat(parts)
+
+
+def _stack(parts: list[Any]) -> Any:
+    if isinstance(parts[0], np.ndarray):
+        return np.stack(parts)
+    import torch
+
+    return torch.stack(parts)
+
+
+def _copy(x: Any) -> Any:
+    return x.copy() if isinstance(x, np.ndarray) else x.clone()
+
+
+def _numpy(x: Any) -> np.ndarray:
+    return x if isinstance(x, np.ndarray) else x.numpy()
+
+
+def _pad_window(feats: Any, clip_len: int) -> Any:
     """A video shorter than one window: repeat its last frame's features up to ``clip_len``."""
     if len(feats) >= clip_len:
         return feats
-    return torch.cat([feats, feats[-1:].expand(clip_len - len(feats), *feats.shape[1:])])
+    shape = (clip_len - len(feats), *feats.shape[1:])
+    last = feats[-1:]
+    tail = np.broadcast_to(last, shape) if isinstance(feats, np.ndarray) else last.expand(*shape)
+    return _cat([feats, tail])
 
 
 class _StreamingScorer:
@@ -71,23 +104,23 @@ class _StreamingScorer:
 
     def __init__(self, predictor: Predictor, clip_len: int, stride: int) -> None:
         self.predictor, self.clip_len, self.stride = predictor, clip_len, stride
-        self.buf: torch.Tensor | None = None
+        self.buf: Any = None  # (n, ...) features: a torch tensor or a numpy array
         self.buf_lo = 0  # sampled position of buf[0]
         self.seen = 0  # sampled frames pushed so far
         self.next_start = 0
-        self.ready: list[tuple[int, torch.Tensor]] = []
+        self.ready: list[tuple[int, Any]] = []
         self.starts: list[int] = []
-        self.probs: list[torch.Tensor] = []
+        self.probs: list[Any] = []
 
     def _flush(self) -> None:
         if self.ready:
-            batch = torch.stack([w for _, w in self.ready])  # (w, L, ...)
+            batch = _stack([w for _, w in self.ready])  # (w, L, ...)
             self.probs.append(self.predictor.score_windows(batch))
             self.starts += [s for s, _ in self.ready]
             self.ready = []
 
-    def push(self, feats: torch.Tensor) -> None:
-        self.buf = feats if self.buf is None else torch.cat([self.buf, feats])
+    def push(self, feats: Any) -> None:
+        self.buf = feats if self.buf is None else _cat([self.buf, feats])
         self.seen += len(feats)
         while self.next_start + self.clip_len <= self.seen:
             lo = self.next_start - self.buf_lo
@@ -99,7 +132,7 @@ class _StreamingScorer:
         keep_from = min(self.next_start, self.seen - self.clip_len)
         if keep_from > self.buf_lo:
             # clone: a slice would keep the whole old buffer alive.
-            self.buf = self.buf[keep_from - self.buf_lo :].clone()
+            self.buf = _copy(self.buf[keep_from - self.buf_lo :])
             self.buf_lo = keep_from
 
     def finish(self) -> tuple[np.ndarray, np.ndarray]:
@@ -112,34 +145,7 @@ class _StreamingScorer:
             lo = m - L - self.buf_lo
             self.ready.append((m - L, self.buf[lo : lo + L]))
         self._flush()
-        return np.asarray(self.starts, dtype=np.int64), torch.cat(self.probs).numpy()
-
-
-class _ChunkStream(torch.utils.data.IterableDataset):
-    """A video's chunks ``(start, frames)``, decoded in a DataLoader worker process.
-
-    The worker opens the video itself (a native reader does not cross processes). A
-    :class:`VideoError` is passed on as an item, so the main process re-raises it with its type
-    and reason (DataLoader would turn it into a RuntimeError). The last item is the worker's
-    final frame count (an int): a damaged stream can turn out shorter while it is decoded.
-    """
-
-    def __init__(self, reader: Any, chunk_size: int, step: int) -> None:
-        super().__init__()
-        self.path, self.backend = reader.path, reader.backend
-        self.size = (reader.width, reader.height)
-        self.on_error = getattr(reader, "on_error", "skip")
-        self.chunk_size, self.step = chunk_size, step
-
-    def __iter__(self) -> Iterator[Any]:
-        try:
-            with open_video(
-                self.path, backend=self.backend, size=self.size, on_error=self.on_error
-            ) as reader:
-                yield from reader.iter_chunks(self.chunk_size, step=self.step)
-                yield reader.num_frames
-        except VideoError as exc:
-            yield exc
+        return np.asarray(self.starts, dtype=np.int64), _numpy(_cat(self.probs))
 
 
 def _chunks(reader: Any, chunk_size: int, step: int, prefetch: int, *, pin: bool) -> Iterator[Any]:
@@ -147,8 +153,12 @@ def _chunks(reader: Any, chunk_size: int, step: int, prefetch: int, *, pin: bool
     if prefetch <= 0:
         yield from reader.iter_chunks(chunk_size, step=step)
         return
+    import torch  # prefetching is the one part of scoring that needs torch (its DataLoader)
+
+    from video_lstm.inference.prefetch import ChunkStream
+
     loader = torch.utils.data.DataLoader(
-        _ChunkStream(reader, chunk_size, step),
+        ChunkStream(reader, chunk_size, step),
         batch_size=None,
         num_workers=1,
         prefetch_factor=prefetch,
@@ -217,11 +227,11 @@ def score_video_batched(
     feats = predictor.features(reader.get_frames(idx))  # (M, ...)
     m = len(feats)
     starts = sliding_window_starts(m, L, stride)
-    windows = torch.stack([_pad_window(feats[s : s + L], L) for s in starts])  # (W, L, ...)
+    windows = _stack([_pad_window(feats[s : s + L], L) for s in starts])  # (W, L, ...)
     saved = predictor.window_batch
     predictor.window_batch = len(windows)
     try:
-        probs = predictor.score_windows(windows).numpy()
+        probs = _numpy(predictor.score_windows(windows))
     finally:
         predictor.window_batch = saved
     return WindowScores(starts, _spans(starts, L, interval, reader.num_frames), probs, m)
@@ -241,11 +251,11 @@ def score_video_naive(
     for s in starts:
         window = idx[fit_to_length(np.arange(s, s + L), len(idx), "repeat_last")]
         probs.append(predictor.predict_clip(reader.get_frames(window)))
-    probs = torch.stack(probs).numpy()
+    probs = _numpy(_stack(probs))
     return WindowScores(starts, _spans(starts, L, interval, reader.num_frames), probs, len(idx))
 
 
-def pass_backends(backend: str, device: torch.device) -> tuple[str, str]:
+def pass_backends(backend: str, device: Any) -> tuple[str, str]:
     """Decoder backends of the two passes: (model input, annotated video and clips).
 
     A forced backend (``"decord"``, ``"pyav"``) is used for both. ``"auto"`` means:

@@ -118,7 +118,12 @@ class RuntimeOptions:
     """Speed and memory only: these never change the result (not in the resume hash).
 
     Args:
-        device: ``auto`` (CUDA when present), ``cpu``, ``cuda``.
+        runtime: What runs the model: ``torch`` (a checkpoint; the default) or ``onnx`` (ONNX
+            Runtime: a model written by ``video-lstm export``, or a checkpoint, exported on the
+            fly and cached; needs the ``onnx`` extra and no torch, see
+            ``video_lstm.inference.runtime``). Both give the same segments.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda``. With ``onnx``: CUDA's execution
+            provider where onnxruntime-gpu and a GPU are present, else CPU's.
         precision: ``auto`` (bf16/fp16 autocast on CUDA, fp32 on CPU), ``fp32``, ``bf16``, ``fp16``.
         backend: Decoder backend: ``auto``, ``decord``, ``pyav``.
         threads: CPU threads for the model and the decoder (``None``: what
@@ -137,6 +142,7 @@ class RuntimeOptions:
             CPU decode feeding the GPU.
     """
 
+    runtime: str = "torch"
     device: str = "auto"
     precision: str = "auto"
     backend: str = "auto"
@@ -149,6 +155,8 @@ class RuntimeOptions:
     hwaccel: str | None = None
 
     def __post_init__(self) -> None:
+        if self.runtime not in ("torch", "onnx"):
+            raise ValueError(f"runtime must be torch or onnx, got {self.runtime!r}")
         if self.hwaccel not in (None, "cuda"):
             raise ValueError(f"hwaccel must be None or 'cuda', got {self.hwaccel!r}")
         if self.encoder not in ("auto", "libx264", "h264_nvenc"):

@@ -50,17 +50,11 @@ __all__ = [
 
 
 def load_predictor(checkpoint: str | Path, settings: AnnotateSettings) -> Predictor:
-    """The checkpoint's model on the device, precision and batch sizes of ``settings.runtime``."""
-    from video_lstm.inference.predictor import Predictor
+    """The model on the runtime (torch or ONNX Runtime), device, precision and batch sizes of
+    ``settings.runtime`` (``video_lstm.inference.runtime.load_predictor``)."""
+    from video_lstm.inference.runtime import load_predictor as load
 
-    rt = settings.runtime
-    return Predictor.from_checkpoint(
-        checkpoint,
-        device=rt.device,
-        precision=rt.precision,
-        frame_batch=rt.frame_batch,
-        window_batch=rt.window_batch,
-    )
+    return load(checkpoint, settings)
 
 
 def score(
@@ -80,7 +74,6 @@ def score(
     Returns:
         ``(windows, num_frames, fps)`` of the source.
     """
-    import torch
     from tqdm.auto import tqdm
 
     from video_lstm.inference.scoring import pass_backends, score_video
@@ -88,7 +81,7 @@ def score(
     meta = predictor.meta
     model_backend, _ = pass_backends(settings.runtime.backend, predictor.device)
     decode_size = settings.windows.decode_size or meta.decode_size or meta.frame_size
-    threads = settings.runtime.threads or torch.get_num_threads()
+    threads = settings.runtime.threads or predictor.threads
     with open_video(
         video,
         backend=model_backend,
@@ -177,7 +170,6 @@ def annotate_with_predictor(
 ) -> AnnotationResult:
     """:func:`annotate_video` with a loaded :class:`Predictor` (the batch runner loads the
     model once for many videos); ``on_frames`` as in :func:`score`."""
-    import torch
 
     from video_lstm.inference.scoring import pass_backends
 
@@ -206,7 +198,7 @@ def annotate_with_predictor(
         "decode_size": settings.windows.decode_size or meta.decode_size or meta.frame_size,
     }
     resolved["runtime"].update(
-        threads=torch.get_num_threads(),
+        threads=predictor.threads,
         device=str(predictor.plan.device),
         precision=predictor.plan.precision,
         frame_batch=predictor.frame_batch,

@@ -46,11 +46,17 @@ def require_output_dir(path: str | Path) -> Path:
 
 def require_checkpoint(path: str | Path) -> Path:
     """``path`` is a file that can be a torch checkpoint: ``torch.save`` writes a zip archive
-    (older ones a pickle). A text or video file given by mistake is named at once, before the
-    model code loads; whether the checkpoint is valid and safe is ``load_checkpoint``'s call."""
+    (older ones a pickle), or an exported ``.onnx`` model (a protobuf whose first field is the
+    IR version: byte ``0x08``). A text or video file given by mistake is named at once, before
+    the model code loads; whether the checkpoint is valid and safe is ``load_checkpoint``'s
+    call (or, for ``.onnx``, ``inference.runtime.ort.read_export``'s)."""
     p = require_file(path, "checkpoint")
     with open(p, "rb") as f:
         head = f.read(4)
+    if p.suffix.lower() == ".onnx":
+        if head[:1] != b"\x08":
+            raise UsageError(f"{path}: not an ONNX model (written by video-lstm export)")
+        return p
     if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
         raise UsageError(
             f"{path}: not a checkpoint (a .pt/.ckpt file written by torch.save is a zip archive)"

@@ -21,13 +21,22 @@ other Python object (a crafted ``__reduce__`` that would run a command) is refus
 from __future__ import annotations
 
 import pickle
-from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from video_lstm.io.files import atomic_path
+from video_lstm.types import ModelMeta  # plain values: torch-free inference reads it too
+
+__all__ = [
+    "META_KEY",
+    "ModelMeta",
+    "UnsafeCheckpointError",
+    "load_checkpoint",
+    "save_checkpoint",
+    "store_segment_rules",
+]
 
 META_KEY = "video_lstm"
 
@@ -35,84 +44,6 @@ META_KEY = "video_lstm"
 class UnsafeCheckpointError(ValueError):
     """A checkpoint that holds Python objects beyond tensors and plain values (it could run
     code when unpickled); it is refused, not loaded."""
-
-
-@dataclass
-class ModelMeta:
-    """What a trained model needs besides its weights.
-
-    Args:
-        class_names: Label of each output index.
-        model: The classifier config as a plain dict (``ClassifierConfig`` fields).
-        clip_len: Frames per clip (and per inference window) the model was trained on.
-        frame_interval: The model sees every ``frame_interval``-th source frame.
-        frame_size: Square input size in pixels after resize + centre crop.
-        mean: Per-channel normalisation mean (from the backbone's weights).
-        std: Per-channel normalisation std.
-        extra: Free-form provenance (training config, metrics, dataset).
-        decode_size: Short side the frames were decoded at before the centre crop to
-            ``frame_size`` (``None``: ``frame_size``); inference and evaluation decode the same.
-        segment_rules: Segment rules the model comes with (fields of
-            ``inference.settings.SegmentRules`` as plain values): ``background`` for a model
-            trained with a background class, and the rules ``video-lstm calibrate`` chose on
-            validation videos. Annotation uses them unless told otherwise. ``None``: none.
-    """
-
-    class_names: list[str]
-    model: dict[str, Any]
-    clip_len: int
-    frame_interval: int
-    frame_size: int
-    mean: list[float]
-    std: list[float]
-    extra: dict[str, Any] = field(default_factory=dict)
-    decode_size: int | None = None
-    segment_rules: dict[str, Any] | None = None
-
-    def __post_init__(self) -> None:
-        if not self.class_names:
-            raise ValueError("ModelMeta.class_names must not be empty")
-        if self.clip_len < 1 or self.frame_interval < 1 or self.frame_size < 1:
-            raise ValueError(
-                f"clip_len, frame_interval and frame_size must be >= 1, got "
-                f"{self.clip_len}, {self.frame_interval}, {self.frame_size}"
-            )
-        if len(self.mean) != 3 or len(self.std) != 3:
-            raise ValueError(f"mean and std need 3 values, got {self.mean}, {self.std}")
-
-    @classmethod
-    def for_model(
-        cls,
-        model: torch.nn.Module,
-        class_names: list[str],
-        *,
-        clip_len: int,
-        frame_interval: int,
-        frame_size: int | None = None,
-        mean: list[float] | None = None,
-        std: list[float] | None = None,
-        extra: dict[str, Any] | None = None,
-        decode_size: int | None = None,
-        segment_rules: dict[str, Any] | None = None,
-    ) -> ModelMeta:
-        """The metadata of a ``VideoClassifier``: its config, and its input size and
-        normalisation unless the data pipeline used others (``frame_size``, ``mean``, ``std``)."""
-        cfg = model.config
-        return cls(
-            class_names=list(class_names),
-            model=asdict(cfg) if is_dataclass(cfg) else dict(cfg),
-            clip_len=int(clip_len),
-            frame_interval=int(frame_interval),
-            frame_size=int(frame_size or cfg.frame_size),
-            mean=[float(m) for m in (model.mean if mean is None else mean)],
-            std=[float(s) for s in (model.std if std is None else std)],
-            extra=dict(extra or {}),
-            decode_size=int(decode_size) if decode_size else None,
-            segment_rules=dict(segment_rules) if segment_rules else None,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: ModelMeta) -> Path:

@@ -1,0 +1,307 @@
+"""ONNX export and runtime: numpy preprocessing == torch's, export checked and self-describing,
+``--runtime onnx`` == ``--runtime torch`` on real videos, and inference with torch unavailable."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_annotate import CLASSES, write_video
+
+from video_lstm.data.numpy_transforms import NumpyEvalTransform
+from video_lstm.data.transforms import EvalTransform
+from video_lstm.errors import UsageError
+from video_lstm.inference.annotate import annotate_video
+from video_lstm.inference.export import (
+    ExportError,
+    cached_export,
+    export_onnx,
+    verification_frames,
+)
+from video_lstm.inference.runtime import load_predictor
+from video_lstm.inference.runtime.ort import OnnxPredictor, read_export, sidecar_path
+from video_lstm.inference.settings import AnnotateSettings
+from video_lstm.models import DEFAULT_MODEL, create_model
+from video_lstm.models.checkpoint import ModelMeta, save_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+INTERVAL = 2
+# Segments straight from the window labels: any threshold crossing shows.
+RULES = dict(threshold=0.0, smoothing_s=0.0, min_duration_s=0.0, merge_gap_s=0.0)
+TRAIN_STACK = (
+    "torch",
+    "torchvision",
+    "lightning",
+    "pytorch_lightning",
+    "torchmetrics",
+    "tensorboard",
+)
+
+# Installed as sitecustomize in a subprocess: every import of the training stack fails there, in
+# the process and in any worker it starts, as it would in a venv without torch.
+BLOCKER = f"""
+import sys
+BLOCKED = {TRAIN_STACK!r}
+
+class BlockTrainingStack:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (blocked by the test)", name=name)
+        return None
+
+sys.meta_path.insert(0, BlockTrainingStack())
+"""
+
+
+def confident_checkpoint(path: Path, video: Path) -> Path:
+    """The default model, untrained, with a head made confident and content-dependent: random
+    directions around the mean clip embedding of ``video``, scaled up (near-ties would make
+    "same segments" a matter of float rounding, and one label throughout would test nothing)."""
+    from video_lstm import open_video
+    from video_lstm.data.sampling import sampled_frames
+
+    torch.manual_seed(0)
+    model = create_model(DEFAULT_MODEL, num_classes=len(CLASSES), frame_size=64).eval()
+    meta = ModelMeta.for_model(model, CLASSES, clip_len=4, frame_interval=INTERVAL)
+    with open_video(video, size=64) as reader:
+        frames = reader.get_frames(sampled_frames(reader.num_frames, INTERVAL))
+    clip = EvalTransform(size=64, mean=meta.mean, std=meta.std)(frames)[None]  # (1, T, 3, S, S)
+    with torch.no_grad():
+        feats = model.forward_features(clip)[0]  # (T, ...)
+        windows = torch.stack([feats[s : s + 4] for s in range(len(feats) - 3)])
+        emb = model.forward_head(windows, pre_logits=True)  # (W, D)
+        emb = (emb - emb.mean(0)) / (emb.std(0) + 1e-6)
+        model.head.weight.copy_(torch.randn_like(model.head.weight) * 30 / emb.shape[1] ** 0.5)
+        model.head.weight.div_(emb.std(0, keepdim=True) + 1e-6)
+        model.head.bias.copy_(
+            -model.head.weight @ model.forward_head(windows, pre_logits=True).mean(0)
+        )
+    return save_checkpoint(path, model, meta)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("videos")
+    write_video(folder / "a.mp4", 121)
+    write_video(folder / "b.mp4", 57, width=96, height=72)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, videos) -> Path:
+    return confident_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.pt", videos / "a.mp4")
+
+
+@pytest.fixture(scope="module")
+def exported(checkpoint, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("export") / "model.onnx"
+    export_onnx(checkpoint, out)
+    return out
+
+
+def segments_of(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["segments"]
+
+
+def assert_same_segments(got: list[dict], want: list[dict], tol_frames: int = INTERVAL) -> None:
+    """Same labels in the same order, boundaries within one sampled frame."""
+    assert [s["label"] for s in got] == [s["label"] for s in want]
+    for g, w in zip(got, want, strict=True):
+        assert abs(g["start_frame"] - w["start_frame"]) <= tol_frames, (g, w)
+        assert abs(g["end_frame"] - w["end_frame"]) <= tol_frames, (g, w)
+
+
+# ------------------------------------------------------------------ numpy preprocessing
+
+
+@pytest.mark.parametrize(
+    ("shape", "size", "resize", "levels"),
+    [
+        ((3, 64, 80), 64, None, 0),  # the usual case: the decoder gave the model's short side
+        ((2, 90, 120), 64, None, 1),  # shrink
+        ((2, 200, 150), 96, 112, 1),  # shrink, then a crop inside the resized frame
+        ((2, 50, 40), 64, None, 2),  # enlarge
+    ],
+)
+def test_numpy_eval_transform_matches_torch(shape, size, resize, levels):
+    frames = verification_frames(max(shape[1:]), shape[0])[:, : shape[1], : shape[2]]
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    want = EvalTransform(size=size, mean=mean, std=std, resize=resize)(frames).numpy()
+    got = NumpyEvalTransform(size=size, mean=mean, std=std, resize=resize)(frames)
+    assert got.shape == want.shape == (shape[0], 3, size, size) and got.dtype == np.float32
+    # In grey levels before normalisation: float rounding only, or the resize's rounding.
+    diff = np.abs(got - want) * np.asarray(std)[None, :, None, None] * 255
+    assert diff.max() <= levels + 1e-3
+
+
+# ------------------------------------------------------------------ export
+
+
+def test_export_writes_two_graphs_and_self_describing_metadata(checkpoint, exported):
+    model = read_export(exported)
+    assert model.head == exported.with_name("model.head.onnx") and model.head.is_file()
+    assert model.meta.class_names == CLASSES and model.meta.clip_len == 4
+    assert model.meta.frame_interval == INTERVAL and model.meta.frame_size == 64
+    info = model.info
+    assert info["opset"] == 17 and info["precision"] == "fp32"
+    check = info["verification"]
+    assert check["max_prob_diff"] <= check["tolerance"] == 1e-4
+    assert check["frames"] >= 16 and check["windows"] >= 1
+    # The graph alone carries the same metadata (the sidecar gone, the .onnx still loads).
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(exported)).metadata_props}
+    assert json.loads(props["video_lstm"])["model_meta"]["class_names"] == CLASSES
+    assert json.loads(sidecar_path(exported).read_text())["checkpoint_sha256"]
+
+
+def test_onnx_predictor_matches_torch_on_frames_and_windows(checkpoint, exported):
+    from video_lstm.inference.predictor import Predictor
+
+    torch_pred = Predictor.from_checkpoint(checkpoint, device="cpu")
+    onnx_pred = OnnxPredictor(exported, device="cpu", threads=1, frame_batch=5)
+    frames = verification_frames(64, 11)
+    want = torch_pred.features(frames).numpy()
+    got = onnx_pred.features(frames)  # 5 + 5 + 1 frames: the dynamic frame batch
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
+    # More windows than the head graph's batch, and fewer: padded batches drop their padding.
+    for n in (1, 7, 40):
+        windows = np.stack([got[i % 8 : i % 8 + 4] for i in range(n)])
+        p_onnx = onnx_pred.score_windows(windows)
+        p_torch = torch_pred.score_windows(torch.from_numpy(windows)).numpy()
+        assert p_onnx.shape == (n, len(CLASSES))
+        np.testing.assert_allclose(p_onnx, p_torch, atol=1e-4)
+    assert onnx_pred.plan.device.type == "cpu" and onnx_pred.plan.precision == "fp32"
+    assert "CPUExecutionProvider" in onnx_pred.plan.providers
+
+
+def test_export_refuses_beyond_its_tolerance_and_writes_nothing(checkpoint, tmp_path):
+    out = tmp_path / "strict.onnx"
+    with pytest.raises(ExportError, match="nothing was written"):
+        export_onnx(checkpoint, out, tolerance=1e-30)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_refuses_a_name_without_onnx_and_a_missing_checkpoint(checkpoint, tmp_path):
+    with pytest.raises(UsageError, match=r"\.onnx"):
+        export_onnx(checkpoint, tmp_path / "model.pt")
+    with pytest.raises(UsageError, match="not found"):
+        export_onnx(tmp_path / "nope.pt", tmp_path / "m.onnx")
+
+
+# ------------------------------------------------------------------ runtimes, same results
+
+
+def test_annotate_onnx_gives_the_torch_segments(checkpoint, exported, videos, tmp_path):
+    for video in sorted(videos.glob("*.mp4")):
+        out = {}
+        for runtime, model in (("torch", checkpoint), ("onnx", exported)):
+            settings = AnnotateSettings.from_flat(
+                **RULES, runtime=runtime, device="cpu", threads=1, outputs=["json"]
+            )
+            res = annotate_video(str(video), str(model), str(tmp_path / runtime), settings,
+                                 progress=False)  # fmt: skip
+            assert res.settings["runtime"]["runtime"] == runtime
+            out[runtime] = segments_of(tmp_path / runtime / f"{video.stem}.json")
+        assert len({s["label"] for s in out["torch"]}) >= 2, "the test video needs label changes"
+        assert_same_segments(out["onnx"], out["torch"])
+
+
+def test_runtime_onnx_takes_a_checkpoint_exported_once_into_the_cache(
+    checkpoint, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("VIDEO_LSTM_CACHE", str(tmp_path / "cache"))
+    settings = AnnotateSettings.from_flat(runtime="onnx", device="cpu", threads=1)
+    first = load_predictor(checkpoint, settings)
+    path = cached_export(checkpoint)
+    assert Path(first.checkpoint) == path and path.is_relative_to(tmp_path / "cache")
+    stamp = path.stat().st_mtime_ns
+    assert Path(load_predictor(checkpoint, settings).checkpoint) == path
+    assert path.stat().st_mtime_ns == stamp  # reused, not exported again
+
+
+def test_runtime_mismatch_and_bad_models_are_one_line_errors(exported, tmp_path):
+    with pytest.raises(ValueError, match="--runtime onnx"):
+        load_predictor(exported, AnnotateSettings.from_flat(runtime="torch"))
+    fake = tmp_path / "fake.onnx"
+    fake.write_bytes(b"\x08\x07garbage")
+    with pytest.raises(UsageError, match="not an ONNX model"):
+        OnnxPredictor(fake)
+    with pytest.raises(UsageError, match="onnxruntime-gpu"):
+        OnnxPredictor(exported, device="cuda") if "CUDAExecutionProvider" not in __import__(
+            "onnxruntime"
+        ).get_available_providers() else pytest.skip("CUDA provider present")
+    with pytest.raises(ValueError, match="runtime must be"):
+        AnnotateSettings.from_flat(runtime="tensorrt")
+
+
+# ------------------------------------------------------------------ torch-free install
+
+
+def _torch_free(args: list[str], cwd: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    """``video-lstm ARGS`` in a subprocess (and its workers) where the training stack cannot be
+    imported."""
+    site = tmp_path / "blocker"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(BLOCKER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
+    env["OMP_NUM_THREADS"] = "1"
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args], cwd=cwd, env=env, capture_output=True,
+        text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_annotate_and_run_without_torch_give_the_torch_segments(
+    checkpoint, exported, videos, tmp_path
+):
+    rules = [f"--{k}={v}" for k, v in RULES.items()]
+    common = ["--runtime", "onnx", "--threads", "1", "--progress", "false", *rules]
+    video = videos / "a.mp4"
+    proc = _torch_free(
+        ["annotate", str(video), str(exported), str(tmp_path / "one"), *common,
+         "--outputs", "[json,srt]"], tmp_path, tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = _torch_free(
+        ["run", str(videos), str(exported), str(tmp_path / "all"), *common,
+         "--outputs", "[json,csv]"], tmp_path, tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    # The same videos with torch, in this process.
+    settings = AnnotateSettings.from_flat(**RULES, device="cpu", threads=1, outputs=["json"])
+    for v in sorted(videos.glob("*.mp4")):
+        annotate_video(str(v), str(checkpoint), str(tmp_path / "torch"), settings, progress=False)
+        want = segments_of(tmp_path / "torch" / f"{v.stem}.json")
+        assert_same_segments(segments_of(tmp_path / "all" / f"{v.name}.json"), want)
+    assert_same_segments(segments_of(tmp_path / "one" / "a.json"), segments_of(
+        tmp_path / "torch" / "a.json"))  # fmt: skip
+    assert (tmp_path / "one" / "a.srt").is_file() and (tmp_path / "all" / "b.mp4.csv").is_file()
+
+
+def test_training_without_torch_names_the_extra_to_install(tmp_path):
+    proc = _torch_free(["train", "fit", "--help"], tmp_path, tmp_path)
+    assert proc.returncode == 2
+    assert "pip install 'video_lstm[train]'" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_the_onnx_extra_does_not_pull_the_training_stack():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def names(reqs: list[str]) -> set[str]:
+        return {r.split(">")[0].split("<")[0].split("=")[0].split("[")[0].strip() for r in reqs}
+
+    core, extras = names(project["dependencies"]), project["optional-dependencies"]
+    assert not core & set(TRAIN_STACK)
+    assert not names(extras["onnx"]) & set(TRAIN_STACK)
+    assert {"onnxruntime", "onnx"} <= names(extras["onnx"])
+    assert {"torch", "torchvision", "lightning", "torchmetrics"} <= names(extras["train"])
+    assert "video_lstm[train,onnx]" in extras["dev"]

@@ -1,0 +1,337 @@
+"""``video-lstm export CHECKPOINT OUT.onnx``: a checkpoint as two ONNX graphs plus its metadata.
+
+What is written, and how ``--runtime onnx`` reads it: ``video_lstm.inference.runtime.ort``.
+In short, ``OUT.onnx`` is the frame encoder (dynamic batch of frames), ``OUT.head.onnx`` the
+temporal model + head + softmax over a fixed batch of windows, ``OUT.onnx.json`` the metadata.
+
+The graphs come from the model the torch runtime runs (BatchNorm folded into the convs, eval
+mode), through the TorchScript-based exporter (``torch.onnx.export(dynamo=False)``) at opset
+:data:`OPSET`. Tracing fixes every shape the model code computes in Python: the frame graph
+keeps a dynamic batch (the backbone's ``encode`` only reads the batch through its convs), the
+window graph is traced at its window batch and runs only at it (the recurrent models fold
+batch x time in Python; the runtime pads the last batch).
+
+Before anything is written in place the export is checked: both graphs run on real frames
+(photographs panned across, or frames of ``video``) through the ONNX runtime's own numpy
+preprocessing, against the torch runtime on the same frames. An export whose window
+probabilities differ by more than ``tolerance`` (default :data:`TOLERANCE`) is refused
+(:class:`ExportError`) and nothing is written. The differences found are in the metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from video_lstm.errors import UsageError
+from video_lstm.inference.runtime.ort import EXPORT_FORMAT, META_KEY, sidecar_path
+
+__all__ = [
+    "OPSET",
+    "TOLERANCE",
+    "ExportError",
+    "ExportReport",
+    "cache_dir",
+    "cached_export",
+    "export_onnx",
+    "verification_frames",
+]
+
+OPSET = 17
+TOLERANCE = 1e-4  # largest |probability difference| of a window, ONNX Runtime against torch
+WINDOW_BATCH = 32  # the head graph's batch: the torch runtime's CPU window batch
+
+
+class ExportError(ValueError):
+    """The exported graphs disagree with torch beyond the tolerance (nothing was written)."""
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What :func:`export_onnx` wrote and how close it came to torch.
+
+    Args:
+        encoder: The frame-encoder graph (the path given).
+        head: The temporal model + head graph.
+        metadata: The sidecar JSON.
+        opset: ONNX opset of both graphs.
+        max_prob_diff: Largest |window probability difference| against torch.
+        max_feature_diff: Largest |feature difference| against torch.
+        frames: How many frames were checked.
+        windows: How many windows were checked.
+    """
+
+    encoder: Path
+    head: Path
+    metadata: Path
+    opset: int
+    max_prob_diff: float
+    max_feature_diff: float
+    frames: int
+    windows: int
+
+    def format(self) -> str:
+        return (
+            f"wrote {self.encoder}, {self.head.name}, {self.metadata.name} (opset {self.opset}); "
+            f"checked on {self.frames} frames / {self.windows} windows against torch: "
+            f"max |probability difference| {self.max_prob_diff:.2e}, "
+            f"max |feature difference| {self.max_feature_diff:.2e}"
+        )
+
+
+def verification_frames(size: int, count: int) -> np.ndarray:
+    """``count`` real frames, uint8 ``(count, size, 4 * size // 3, 3)``: photographs
+    (scikit-image's bundled ones) with a 4:3 view panning across each."""
+    import cv2
+    from skimage import data as photos
+
+    images = [photos.astronaut(), photos.coffee(), photos.chelsea()]
+    out_wh = (max(size, 4 * size // 3), size)
+    frames = []
+    for i in range(count):
+        img = images[(i // 8) % len(images)]
+        h, w = img.shape[:2]
+        ch = min(h, w * 3 // 4) * 3 // 4
+        cw = ch * 4 // 3
+        top, left = (i % 8) * (h - ch) // 8, (i % 8) * (w - cw) // 8
+        crop = np.ascontiguousarray(img[top : top + ch, left : left + cw])
+        frames.append(cv2.resize(crop, out_wh, interpolation=cv2.INTER_AREA))
+    return np.stack(frames)
+
+
+def _video_frames(video: str | Path, size: int, interval: int, count: int) -> np.ndarray:
+    """Up to ``count`` sampled frames of ``video``, decoded as annotation decodes them."""
+    from video_lstm.data.sampling import sampled_frames
+    from video_lstm.io.decode import open_video
+
+    with open_video(video, size=size) as reader:
+        idx = sampled_frames(reader.num_frames, interval)[:count]
+        return reader.get_frames(idx)
+
+
+class _Encoder:
+    """Factories of the two exported modules (torch imported only when exporting)."""
+
+    @staticmethod
+    def frames(model: Any) -> Any:
+        import torch
+
+        class FrameGraph(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.backbone = model.backbone
+
+            def forward(self, frames: torch.Tensor) -> torch.Tensor:
+                return self.backbone.encode(frames)  # (N, 3, S, S) -> (N, D) or (N, C, h, w)
+
+        return FrameGraph().eval()
+
+    @staticmethod
+    def windows(model: Any) -> Any:
+        import torch
+
+        class WindowGraph(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = model
+
+            def forward(self, windows: torch.Tensor) -> torch.Tensor:
+                return self.model.forward_head(windows).float().softmax(-1)  # (B, K)
+
+        return WindowGraph().eval()
+
+
+def _sliding(feats: np.ndarray, clip_len: int) -> np.ndarray:
+    """Every window of ``clip_len`` consecutive features (stride 1): ``(W, L, ...)``."""
+    n = max(1, len(feats) - clip_len + 1)
+    return np.stack([feats[s : s + clip_len] for s in range(n)])
+
+
+def export_onnx(
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    video: str | Path | None = None,
+    tolerance: float = TOLERANCE,
+    window_batch: int = WINDOW_BATCH,
+    opset: int = OPSET,
+) -> ExportReport:
+    """Export a checkpoint for ONNX Runtime (``--runtime onnx``), checked against torch.
+
+    Args:
+        checkpoint: A ``.pt``/``.ckpt`` checkpoint.
+        out: The frame-encoder graph to write (``model.onnx``); ``model.head.onnx`` and
+            ``model.onnx.json`` are written next to it.
+        video: Check on this video's sampled frames (default: photographs panned across).
+        tolerance: Largest |window probability difference| accepted against torch.
+        window_batch: Windows per call of the head graph (its fixed batch).
+        opset: ONNX opset.
+
+    Returns:
+        The :class:`ExportReport`.
+
+    Raises:
+        ExportError: The graphs differ from torch beyond ``tolerance`` (nothing written).
+        UsageError: ``out`` does not end in ``.onnx``, or bad arguments.
+    """
+    import torch
+
+    from video_lstm.inference.predictor import Predictor
+    from video_lstm.inference.runtime.ort import OnnxPredictor
+    from video_lstm.io.checks import require_checkpoint, require_output_dir
+    from video_lstm.models.checkpoint import load_checkpoint
+
+    out = Path(out)
+    if out.suffix.lower() != ".onnx":
+        raise UsageError(f"{out}: the exported model's name must end in .onnx")
+    if window_batch < 1 or tolerance <= 0:
+        raise UsageError(
+            f"window_batch must be >= 1 and tolerance > 0, got {window_batch}, {tolerance}"
+        )
+    require_checkpoint(checkpoint)
+    require_output_dir(out.parent)
+    model, meta = load_checkpoint(checkpoint)
+    # The torch runtime's model (BatchNorm folded, eval) is what is exported and compared with.
+    reference = Predictor(model, meta, device="cpu")
+    ref_model = reference.model.to(memory_format=torch.contiguous_format)
+    decode = meta.decode_size or meta.frame_size
+    count = max(16, meta.clip_len + 4)
+    if video is not None:
+        frames = _video_frames(video, decode, meta.frame_interval, count)
+    else:
+        frames = verification_frames(decode, count)
+
+    with torch.inference_mode():
+        x = reference.preprocess(frames[:8]).contiguous()  # (n, 3, S, S)
+        feats = reference.features(frames).float().numpy()  # (T, ...)
+    windows = _sliding(feats, meta.clip_len)  # (W, L, ...)
+    trace_windows = torch.from_numpy(windows[np.arange(window_batch) % len(windows)].copy())
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        enc_path, head_path = tmp / out.name, tmp / f"{out.stem}.head.onnx"
+        with warnings.catch_warnings():
+            # Tracer warnings name the shapes tracing fixes; the check below is what decides.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                _Encoder.frames(ref_model), (x,), str(enc_path), input_names=["frames"],
+                output_names=["features"], dynamic_axes={"frames": {0: "n"}, "features": {0: "n"}},
+                opset_version=opset, dynamo=False,
+            )  # fmt: skip
+            torch.onnx.export(
+                _Encoder.windows(ref_model), (trace_windows,), str(head_path),
+                input_names=["windows"], output_names=["probs"], opset_version=opset,
+                dynamo=False,
+            )  # fmt: skip
+        doc: dict[str, Any] = {
+            "format": EXPORT_FORMAT,
+            "opset": opset,
+            "encoder": out.name,
+            "head": head_path.name,
+            "window_batch": window_batch,
+            "feature_shape": list(feats.shape[1:]),
+            "precision": "fp32",
+            "checkpoint": Path(checkpoint).name,
+            "checkpoint_sha256": file_digest(checkpoint),
+            "model_meta": meta.to_dict(),
+        }
+        side = sidecar_path(enc_path)
+        side.write_text(json.dumps(doc, indent=2))
+        onnx_pred = OnnxPredictor(enc_path, device="cpu", threads=torch.get_num_threads())
+        got_feats = onnx_pred.features(frames)
+        probs = onnx_pred.score_windows(windows)
+        with torch.inference_mode():
+            want = reference.score_windows(torch.from_numpy(windows)).numpy()
+        feat_diff = float(np.abs(got_feats - feats).max())
+        prob_diff = float(np.abs(probs - want).max())
+        if not prob_diff <= tolerance:  # also refuses NaN
+            raise ExportError(
+                f"{checkpoint}: the ONNX graphs differ from torch by {prob_diff:.2e} in a window "
+                f"probability (tolerance {tolerance:.0e}; features by {feat_diff:.2e}); "
+                "nothing was written"
+            )
+        doc["verification"] = {
+            "frames": len(frames),
+            "windows": len(windows),
+            "source": str(video) if video is not None else "photographs",
+            "max_prob_diff": prob_diff,
+            "max_feature_diff": feat_diff,
+            "tolerance": tolerance,
+        }
+        _embed_metadata(enc_path, doc)
+        side.write_text(json.dumps(doc, indent=2))
+        final_side = sidecar_path(out)
+        # The sidecar last: a reader that finds it finds both graphs complete.
+        os.replace(head_path, out.with_name(head_path.name))
+        os.replace(enc_path, out)
+        os.replace(side, final_side)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return ExportReport(
+        encoder=out,
+        head=out.with_name(head_path.name),
+        metadata=final_side,
+        opset=opset,
+        max_prob_diff=prob_diff,
+        max_feature_diff=feat_diff,
+        frames=len(frames),
+        windows=len(windows),
+    )
+
+
+def _embed_metadata(path: Path, doc: dict[str, Any]) -> None:
+    """The metadata into the graph itself (``metadata_props``): the file alone describes itself."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = META_KEY, json.dumps(doc)
+    onnx.save(proto, str(path))
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cache_dir() -> Path:
+    """Where checkpoints exported on the fly are kept: ``$VIDEO_LSTM_CACHE`` if set, else
+    ``$XDG_CACHE_HOME/video_lstm`` (``~/.cache/video_lstm``)."""
+    env = os.environ.get("VIDEO_LSTM_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "video_lstm"
+
+
+def cached_export(checkpoint: str | Path) -> Path:
+    """``--runtime onnx`` given a checkpoint: its export, made once and kept by its digest.
+
+    The cache key is the checkpoint's SHA-256, so a retrained or recalibrated checkpoint
+    (``video-lstm calibrate`` rewrites it) is exported anew. Concurrent workers may both
+    export; each writes atomically and the result is the same.
+
+    Returns:
+        The cached ``model.onnx``.
+    """
+    from video_lstm.io.checks import require_checkpoint
+
+    require_checkpoint(checkpoint)
+    path = cache_dir() / "onnx" / file_digest(checkpoint)[:16] / "model.onnx"
+    if not sidecar_path(path).is_file():
+        export_onnx(checkpoint, path)
+    return path
