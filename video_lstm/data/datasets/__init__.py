@@ -58,6 +58,7 @@ from video_lstm.data.datasets.base import (
     TemporalManifest,
     TemporalSegment,
     UntrimmedVideo,
+    annotation_path,
     check_missing,
     finish_manifest,
     finish_temporal,
@@ -70,8 +71,9 @@ from video_lstm.data.datasets.base import (
     window_labels,
 )
 
-# The built-in kinds register themselves on import, one module per family.
-from video_lstm.data.datasets.folders import from_folders  # noqa: E402  (isort: after kinds)
+# Importing the family modules (folders, lists, results, segments, splits, tools) registers the
+# built-in kinds.
+from video_lstm.data.datasets.folders import from_folders
 from video_lstm.data.datasets.kinds import (
     DatasetKind,
     describe_dataset_kinds,
@@ -101,6 +103,7 @@ __all__ = [
     "TemporalManifest",
     "TemporalSegment",
     "UntrimmedVideo",
+    "annotation_path",
     "check_missing",
     "describe_dataset_kinds",
     "finish_manifest",

@@ -366,6 +366,18 @@ def under_root(root: Path, path: str | Path) -> Path:
     return path if path.is_absolute() else root / path
 
 
+def annotation_path(
+    root: Path, annotations: str | Path, what: str, *, missing: str, folder: bool = False
+) -> Path:
+    """The annotation file (or ``folder``) of a loader, under ``root`` unless absolute; refuses
+    a bad ``missing`` policy and a path that is not there, naming ``what`` it should be."""
+    check_missing(missing)
+    path = under_root(root, annotations)
+    if not (path.is_dir() if folder else path.is_file()):
+        raise FileNotFoundError(f"{path}: {what} not found")
+    return path
+
+
 # ---------------------------------------------------------------------------------------------
 # Frame and window labels of untrimmed videos
 # ---------------------------------------------------------------------------------------------
@@ -434,25 +446,3 @@ def window_labels(
     share = top / lengths
     clear = (share >= min_share - 1e-9) & (top > runner_up)  # a tie has no label
     return np.where(clear, best, -1).astype(np.int64)
-
-
-__all__ = [
-    "BACKGROUND",
-    "MISSING_POLICIES",
-    "VIDEO_EXTENSIONS",
-    "Manifest",
-    "ManifestLike",
-    "TemporalManifest",
-    "TemporalSegment",
-    "UntrimmedVideo",
-    "check_missing",
-    "finish_manifest",
-    "finish_temporal",
-    "parse_segment",
-    "segment_frame_labels",
-    "text_lines",
-    "under_root",
-    "unreadable",
-    "video_file",
-    "window_labels",
-]

@@ -14,7 +14,7 @@ from pathlib import Path
 from video_lstm.data.datasets.base import (
     TemporalManifest,
     TemporalSegment,
-    check_missing,
+    annotation_path,
     finish_temporal,
     parse_segment,
     text_lines,
@@ -49,10 +49,7 @@ def from_activitynet(
         The temporal manifest.
     """
     root = Path(root)
-    check_missing(missing)
-    path = under_root(root, annotations)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: ActivityNet annotation JSON not found")
+    path = annotation_path(root, annotations, "ActivityNet annotation JSON", missing=missing)
     try:
         database = json.loads(path.read_text(encoding="utf-8-sig"))["database"]
     except (ValueError, KeyError, TypeError) as exc:
@@ -94,10 +91,9 @@ def from_thumos14(
         The temporal manifest.
     """
     root = Path(root)
-    check_missing(missing)
-    folder = under_root(root, annotations)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: THUMOS annotation folder not found")
+    folder = annotation_path(
+        root, annotations, "THUMOS annotation folder", missing=missing, folder=True
+    )
     pattern = re.compile(r"^(?P<cls>.+)_(?P<subset>[^_]+)\.txt$")
     videos: dict[Path, tuple[list[TemporalSegment], float | None]] = {}
     found = False
@@ -143,10 +139,7 @@ def from_segments_csv(
         The temporal manifest.
     """
     root = Path(root)
-    check_missing(missing)
-    path = under_root(root, annotations)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: segment CSV not found")
+    path = annotation_path(root, annotations, "segment CSV", missing=missing)
     videos: dict[Path, tuple[list[TemporalSegment], float | None]] = {}
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f)
