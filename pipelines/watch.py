@@ -202,6 +202,7 @@ class StreamStats:
     scored: int = 0
     dropped: int = 0
     lag_s: float = 0.0
+    max_lag_seen_s: float = 0.0
     connections: int = 0
     corrupt_packets: int = 0
     events: int = 0
@@ -342,6 +343,7 @@ class _Stream:
                 self._steps.append(item.index)
                 lag = time.time() - item.wall
                 self.stats.lag_s = round(lag, 3)
+                self.stats.max_lag_seen_s = max(self.stats.max_lag_seen_s, self.stats.lag_s)
                 self._steps_out(self.scorer.push(feats[fi]), last_frame=None)
                 fi += 1
             elif isinstance(item, _Hole):
@@ -440,6 +442,7 @@ def watch(
     open_timeout_s: float = 5.0,
     max_lag_s: float = 5.0,
     rtsp_listen: bool = False,
+    ffmpeg_options: dict[str, str] | None = None,
     stride: int | None = None,
     threshold: float | None = None,
     smoothing_s: float | None = None,
@@ -487,6 +490,8 @@ def watch(
             dropped (see the drop policy in the module docstring).
         rtsp_listen: ``rtsp://``: wait for a publisher to push (``ffmpeg -f rtsp URL``) instead
             of connecting to a server.
+        ffmpeg_options: FFmpeg protocol/demuxer options, e.g. ``{rtsp_transport: tcp}`` or, for
+            HLS, ``{live_start_index: "0"}`` (start at the playlist's first segment).
         stride: ``windows``: window stride in steps (default ``clip_len // 4``).
         threshold: Segment rule (``None``: the checkpoint's calibrated value, else the default).
         smoothing_s: Segment rule, as ``threshold``.
@@ -520,7 +525,8 @@ def watch(
     require_checkpoint(checkpoint)
     out = require_output_dir(out_dir)
     options = LiveOptions(realtime=realtime, follow=follow, reconnect_s=reconnect_s,
-                          open_timeout_s=open_timeout_s, rtsp_listen=rtsp_listen)  # fmt: skip
+                          open_timeout_s=open_timeout_s, rtsp_listen=rtsp_listen,
+                          ffmpeg_options={str(k): str(v) for k, v in (ffmpeg_options or {}).items()})  # fmt: skip
     for s in srcs:
         check_source(s, options)
     names = _unique_names(srcs)
