@@ -32,6 +32,7 @@ import argparse
 import importlib
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -168,6 +169,24 @@ def _export_labels(argv: Sequence[str]) -> int:
     return 0
 
 
+def _make_dataset(argv: Sequence[str]) -> int:
+    from video_lstm.data.synthetic import write_dataset
+
+    t0 = time.perf_counter()
+    root = _cli("make-dataset", write_dataset, argv, as_positional=False)
+    print(f"wrote the dataset to {root} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _make_untrimmed(argv: Sequence[str]) -> int:
+    from video_lstm.data.synthetic import make_untrimmed
+
+    t0 = time.perf_counter()
+    root = _cli("make-untrimmed", make_untrimmed, argv, as_positional=False)
+    print(f"wrote the untrimmed dataset to {root} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
 def _entry(module: str, name: str) -> Callable[[Sequence[str]], int | None]:
     def call(argv: Sequence[str]) -> int | None:
         result = getattr(importlib.import_module(module), name)(list(argv))
@@ -206,11 +225,11 @@ COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int | None]]] = {
     ),
     "make-dataset": (
         "write the synthetic action dataset (UCF101 layout) and demo videos",
-        _entry("video_lstm.data.synthetic", "main"),
+        _make_dataset,
     ),
     "make-untrimmed": (
         "write synthetic untrimmed videos (actions between idle stretches) + annotations",
-        _entry("video_lstm.data.synthetic", "main_untrimmed"),
+        _make_untrimmed,
     ),
     "export-labels": (
         "a run's segments for Label Studio, CVAT, ActivityNet or FiftyOne (to correct)",

@@ -71,7 +71,7 @@ def run_demo(
     Args:
         out_dir: Everything goes here: ``data/``, ``runs/``, ``model.ckpt``, ``annotated/``
             (open ``annotated/index.html``), ``evaluation/``.
-        train_videos: Untrimmed training videos (default: the recipe's ``DEMO_VIDEOS``).
+        train_videos: Untrimmed training videos (default: ``UntrimmedSpec``'s, 160).
         max_epochs: Training epochs (default: the packaged ``untrimmed_demo.yaml``'s).
         seed: Seed of the data and of training.
         threads: CPU threads for torch (default: the idle cores, so a busy machine is not
@@ -84,10 +84,11 @@ def run_demo(
     from pipelines.batch import run_folder
     from pipelines.report import evaluate_report, folder_report, training_report
     from video_lstm.data.datasets import DatasetSpec
+    from video_lstm.data.synthetic import UntrimmedSpec
     from video_lstm.inference.settings import AnnotateSettings
     from video_lstm.threads import apply_threads
     from video_lstm.training.evaluate import evaluate_untrimmed
-    from video_lstm.training.recipe import DEMO_VIDEOS, train_untrimmed
+    from video_lstm.training.recipe import train_untrimmed
 
     n_threads = apply_threads(threads)
     out = Path(out_dir)
@@ -95,7 +96,7 @@ def run_demo(
     steps = _Steps(6)
     recipe = train_untrimmed(
         str(out),
-        videos={**DEMO_VIDEOS, "train": train_videos or DEMO_VIDEOS["train"]},
+        videos={**UntrimmedSpec().videos, **({"train": train_videos} if train_videos else {})},
         max_epochs=max_epochs,
         seed=seed,
         log=steps.line,

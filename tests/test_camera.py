@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from video_lstm.data.camera import (
+from video_lstm.data.datasets import load_manifest
+from video_lstm.data.synthetic import write_untrimmed_dataset
+from video_lstm.data.synthetic.camera import (
     BUNDLED_SPLIT,
     CAMERA_ACTIONS,
     bundled_photos,
@@ -18,8 +20,6 @@ from video_lstm.data.camera import (
     make_camera_sequence,
     split_photos,
 )
-from video_lstm.data.datasets import load_manifest
-from video_lstm.data.synthetic import write_untrimmed_dataset
 from video_lstm.models.temporal import StepInput, step_correlation
 
 

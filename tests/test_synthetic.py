@@ -231,3 +231,32 @@ def test_write_dataset_ucf101_layout_and_splits(tmp_path):
         assert np.abs(a.astype(np.int16) - b).mean() < 8, rel
     with pytest.raises(FileExistsError):
         write_dataset(tmp_path / "a", **kwargs)
+
+
+def test_untrimmed_defaults_are_one_spec_for_the_function_the_cli_and_the_recipe(tmp_path):
+    """``make-untrimmed`` with only the size and counts given writes what
+    ``write_untrimmed_dataset(root, UntrimmedSpec(...))`` writes (as the recipe calls it): the
+    same spec, annotations and frames (up to the encoder's rounding)."""
+    from pipelines.cli import main
+    from video_lstm.data.synthetic import UntrimmedSpec, write_untrimmed_dataset
+
+    small = dict(videos={"train": 1, "val": 0, "test": 1}, size=48, frames_per_action=8,
+                 gap_frames=4)  # fmt: skip
+    a = write_untrimmed_dataset(tmp_path / "a", UntrimmedSpec(**small), workers=1)
+    assert main(["make-untrimmed", "--out", str(tmp_path / "b"), "--train", "1", "--val", "0",
+                 "--test", "1", "--size", "48", "--frames", "8", "--gap_frames", "4",
+                 "--workers", "1"]) == 0  # fmt: skip
+    b = tmp_path / "b"
+    spec_a, spec_b = (json.loads((r / "untrimmed.json").read_text()) for r in (a, b))
+    assert spec_a == spec_b and spec_a["scene"] == "camera"
+    assert spec_a["actions_per_video"] == {"train": [1, 2], "val": [4, 6], "test": [4, 6]}
+    for name in ("annotations.csv", "activitynet.json"):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+    for rel in ("videos/train/train_000.mp4", "videos/test/test_000.mp4"):
+        x, y = _decode(a / rel), _decode(b / rel)
+        assert x.shape == y.shape and np.abs(x.astype(np.int16) - y).mean() < 2, rel
+    # a changed scene takes that scene's classes and idle kinds, not the defaults' resolved ones
+    objects = UntrimmedSpec(**small, scene="objects")
+    assert objects.class_names() == list(ACTIONS) and "absent" in objects.gap_kinds()
+    with pytest.raises(ValueError, match="classes must be distinct names"):
+        UntrimmedSpec(classes=["grow"])  # an objects class in the camera scene

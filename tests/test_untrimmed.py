@@ -196,6 +196,7 @@ def test_write_untrimmed_dataset_both_annotation_files_agree(tmp_path):
     root = write_untrimmed_dataset(
         tmp_path / "u",
         videos={"train": 2, "test": 1},
+        scene="objects",
         classes=["grow", "shrink"],
         actions_per_video=2,
         frames_per_action=8,
@@ -333,6 +334,7 @@ def untrimmed_cache(tmp_path_factory) -> tuple[Path, Path]:
     root = write_untrimmed_dataset(
         tmp_path_factory.mktemp("untrimmed"),
         videos={"train": 2, "test": 1},
+        scene="objects",
         classes=["grow", "shrink"],
         actions_per_video=2,
         frames_per_action=(16, 20),
@@ -455,7 +457,7 @@ def test_data_module_untrimmed_and_cache_provenance(untrimmed_cache, tmp_path):
     assert dm.meta_info()["decode_size"] == 73
     # Another dataset pointing at this cache is refused, naming both.
     other = write_untrimmed_dataset(
-        tmp_path / "other", videos={"train": 1, "test": 1}, classes=["grow", "shrink"],
+        tmp_path / "other", videos={"train": 1, "test": 1}, scene="objects", classes=["grow", "shrink"],
         actions_per_video=1, frames_per_action=8, gap_frames=4, size=48, workers=1, seed=5,
     )  # fmt: skip
     dm2 = VideoDataModule(root=str(other), kind="segments_csv",
@@ -626,8 +628,8 @@ def test_untrimmed_end_to_end_cli(tmp_path, capsys):
 
     data = tmp_path / "data"
     assert cli(["make-untrimmed", "--out", str(data), "--train", "6", "--val", "2", "--test", "2",
-                "--classes", "zoom_in", "zoom_out", "--actions", "1-2", "--frames", "16-20",
-                "--gap_frames", "8-12", "--size", "64", "--workers", "1"]) == 0  # fmt: skip
+                "--classes", "[zoom_in,zoom_out]", "--actions", "[1,2]", "--frames", "[16,20]",
+                "--gap_frames", "[8,12]", "--size", "64", "--workers", "1"]) == 0  # fmt: skip
     cfg = {
         "model": {"model_name": "video_lstm_compact",
                   "model_args": {"frame_size": 64, "temporal_args": {"hidden_sizes": [8]}}, "lr": 0.01},
@@ -692,7 +694,7 @@ def test_demo_config_time_reverse_pairs_are_the_generators_reversals():
     pairs are checked on rendered frames in ``test_camera.py``."""
     import yaml
 
-    from video_lstm.data.camera import CAMERA_REVERSED
+    from video_lstm.data.synthetic.camera import CAMERA_REVERSED
     from video_lstm.training.recipe import CONFIG
 
     swap = yaml.safe_load(CONFIG.read_text())["data"]["time_reverse_swap"]

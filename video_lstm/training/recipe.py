@@ -10,10 +10,11 @@ For the demo and for a first model on a new machine::
 
 Steps (each resumes: a second call reuses what exists):
 
-1. :func:`~video_lstm.data.synthetic.write_untrimmed_dataset` with ``scene="camera"``:
+1. :func:`~video_lstm.data.synthetic.write_untrimmed_dataset` with the defaults of
+   :class:`~video_lstm.data.synthetic.UntrimmedSpec` (the same as ``video-lstm make-untrimmed``'s):
    ``train``/``val``/``test`` videos of a camera panning, tilting, zooming and rolling over real
-   photos (:mod:`video_lstm.data.camera`) between still or hand-held idle stretches; each subset
-   films photos of its own, so the test videos show photos training never saw.
+   photos (:mod:`video_lstm.data.synthetic.camera`) between still or hand-held idle stretches;
+   each subset films photos of its own, so the test videos show photos training never saw.
 2. Feature cache of the frozen backbone for the three subsets (``untrimmed_demo.yaml``, package
    data in :mod:`video_lstm.configs`, also linked as ``configs/untrimmed_demo.yaml``:
    every 4th frame at 96 px).
@@ -43,13 +44,6 @@ from video_lstm.configs import config_file
 # Package data, so an installed wheel's `video-lstm demo` finds it from any folder.
 CONFIG = config_file("untrimmed_demo.yaml")
 
-# The recipe's dataset: many short training videos (1-2 actions each: a new shot per action,
-# which is what makes the model generalise; 24 long videos of 4 actions reached chance on held-out
-# windows) and long val/test videos of 4-6 actions between idle stretches. 12 val videos: on 6,
-# the calibrated threshold fitted them (0.5 where 0 was better on the test videos).
-DEMO_VIDEOS = {"train": 160, "val": 12, "test": 6}
-DEMO_ACTIONS = {"train": (1, 2), "val": (4, 6), "test": (4, 6)}
-
 
 @dataclass
 class RecipeResult:
@@ -74,7 +68,7 @@ def train_untrimmed(
     Args:
         out_dir: Everything goes here: ``data/`` (videos, annotations, features), ``runs/``,
             ``model.ckpt``.
-        videos: Videos per subset (default :data:`DEMO_VIDEOS`).
+        videos: Videos per subset (default ``UntrimmedSpec().videos``: 160 train, 12 val, 6 test).
         max_epochs: Training epochs (default: the config's).
         seed: Seed of the data and of training.
         config: The training config (model + data + trainer).
@@ -89,7 +83,7 @@ def train_untrimmed(
     import yaml
 
     from video_lstm.data.datasets import DatasetSpec
-    from video_lstm.data.synthetic import write_untrimmed_dataset
+    from video_lstm.data.synthetic import UntrimmedSpec, write_untrimmed_dataset
     from video_lstm.io.files import atomic_path
     from video_lstm.training.calibrate import calibrate_checkpoint
     from video_lstm.training.cli import main as train_main
@@ -103,17 +97,9 @@ def train_untrimmed(
     size = int(cfg["data"]["frame_size"])
     if not (data / "annotations.csv").is_file():
         say(f"dataset: writing untrimmed videos to {data}")
-        write_untrimmed_dataset(
-            data,
-            videos=videos or DEMO_VIDEOS,
-            scene="camera",
-            actions_per_video=DEMO_ACTIONS,
-            frames_per_action=(32, 48),
-            gap_frames=(12, 28),
-            size=size,
-            seed=seed,
-            overwrite=True,
-        )
+        # The spec's defaults are the recipe's dataset; the frame size is the config's.
+        spec = UntrimmedSpec(videos=videos or UntrimmedSpec().videos, size=size, seed=seed)
+        write_untrimmed_dataset(data, spec, overwrite=True)
     else:
         say(f"dataset: reusing the untrimmed videos in {data}")
     args = [

@@ -29,6 +29,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from video_lstm.data.synthetic.common import check_sequence, draw_count, size_hw
+from video_lstm.data.synthetic.objects import Distractors, make_sprite, paste_sprite
 from video_lstm.types import Segment
 
 CAMERA_ACTIONS: tuple[str, ...] = (
@@ -369,19 +371,10 @@ def make_camera_sequence(
     Returns:
         ``(frames, segments)``: uint8 ``(T, H, W, 3)`` and one :class:`Segment` per action.
     """
-    from video_lstm.data.synthetic import (
-        _check_sequence,
-        _count,
-        _Distractors,
-        _paste,
-        _size_hw,
-        make_sprite,
-    )
-
-    kinds = _check_sequence(actions, CAMERA_ACTIONS, gap, CAMERA_GAPS, fps, noun="camera action")
+    kinds = check_sequence(actions, CAMERA_ACTIONS, gap, CAMERA_GAPS, fps, noun="camera action")
     if not photos or any(min(p.shape[:2]) < 64 for p in photos):
         raise ValueError("photos must be a non-empty list of images at least 64 px on a side")
-    h, w = _size_hw(size)
+    h, w = size_hw(size)
     rng = np.random.default_rng(rng)
     amplitude = 0.025 * min(h, w) if handheld_px is None else handheld_px
     aspect = w / h
@@ -397,14 +390,14 @@ def make_camera_sequence(
         return _handheld(n, amplitude * scale, rng) if scale > 0 else np.zeros((n, 3))
 
     def add_gap(photo: np.ndarray, view: _View) -> None:
-        n = _count(gap_frames, rng)
+        n = draw_count(gap_frames, rng)
         if n:
             shake = 1.0 if kinds[int(rng.integers(len(kinds)))] == "handheld" else 0.0
             shots.append((photo, [view] * n, jitter(n, shake or (0.3 if handheld else 0.0))))
 
     photo, view, num = new_photo(), None, 0
     for action in actions:
-        n = max(2 * _RAMP + 2, _count(frames_per_action, rng))
+        n = max(2 * _RAMP + 2, draw_count(frames_per_action, rng))
         views = None
         if view is not None and rng.random() >= cut_prob:
             views = _path(action, view, n, (h, w), rng)
@@ -431,15 +424,15 @@ def make_camera_sequence(
         add_gap(photo, view)
 
     total = sum(len(s[1]) for s in shots)
-    sprites = [make_sprite(rng, side=64) for _ in range(_count(distractors, rng))]
-    movers = _Distractors(sprites, h, w, rng)
+    sprites = [make_sprite(rng, side=64) for _ in range(draw_count(distractors, rng))]
+    movers = Distractors(sprites, h, w, rng)
     out = np.empty((total, h, w, 3), np.uint8)
     k = 0
     for photo_k, views, jit in shots:
         for v, j in zip(views, jit, strict=True):
             frame = _render(photo_k, v, j, (h, w)).astype(np.float32)
             for sprite, state in zip(movers.sprites, movers.step(), strict=True):
-                _paste(frame, sprite, state)
+                paste_sprite(frame, sprite, state)
             if noise_std > 0:
                 frame += rng.standard_normal(frame.shape, dtype=np.float32) * noise_std
             out[k] = frame.clip(0, 255).round()

@@ -1,4 +1,4 @@
-"""Procedural action videos for the demo and the tests (no downloads).
+"""The ``"objects"`` scene: a textured object moves, grows or turns over a procedural background.
 
 Eight classes in four mirrored pairs: ``move_left``/``move_right``, ``move_up``/``move_down``,
 ``grow``/``shrink``, ``rotate_cw``/``rotate_ccw``. Within a pair the object's track is the same
@@ -17,20 +17,13 @@ Frames are RGB uint8 ``(T, H, W, 3)``, drawn with numpy/OpenCV (under 1 ms a fra
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 
-from video_lstm.io.files import atomic_path, write_json
-from video_lstm.io.video import VideoWriter
+from video_lstm.data.synthetic.common import check_sequence, draw_count, size_hw
 from video_lstm.types import Segment
 
 ACTIONS: tuple[str, ...] = (
@@ -77,13 +70,6 @@ _TRAVEL = (0.30, 0.55)  # travel of a move as a fraction of the axis length
 _SPIN = (3.0, 8.0)  # degrees per frame for rotate_*; far below any aliasing
 
 
-def _size_hw(size: int | tuple[int, int]) -> tuple[int, int]:
-    h, w = (size, size) if isinstance(size, int) else size
-    if h < 16 or w < 16:
-        raise ValueError(f"frame size must be at least 16x16, got {h}x{w}")
-    return int(h), int(w)
-
-
 def _random_color(rng: np.random.Generator, *, avoid: np.ndarray | None = None) -> np.ndarray:
     """A saturated-ish RGB colour (float32 0-255), far from ``avoid`` when given."""
     for _ in range(20):
@@ -128,7 +114,7 @@ def make_background(size: int | tuple[int, int], rng: np.random.Generator) -> np
     Returns:
         uint8 ``(H, W, 3)`` RGB.
     """
-    h, w = _size_hw(size)
+    h, w = size_hw(size)
     kind = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
     p = _pattern(h, w, kind, rng)[..., None]
     # Muted colours with limited contrast, so the object is the salient thing in the frame.
@@ -243,7 +229,7 @@ def sample_appearance(
     Returns:
         The appearance.
     """
-    h, w = _size_hw(size)
+    h, w = size_hw(size)
     if background is None:
         background = make_background((h, w), rng)
     elif background.shape != (h, w, 3):
@@ -357,7 +343,7 @@ def _track(
     raise ValueError(f"unknown action {action!r}; expected one of {ACTIONS}")
 
 
-class _Distractors:
+class Distractors:
     """Distractor objects: random walks with bounces at similar speeds to the main object."""
 
     def __init__(self, sprites: Sequence[np.ndarray], h: int, w: int, rng: np.random.Generator):
@@ -388,7 +374,7 @@ class _Distractors:
         return states
 
 
-def _paste(canvas: np.ndarray, sprite: np.ndarray, state: _State) -> None:
+def paste_sprite(canvas: np.ndarray, sprite: np.ndarray, state: _State) -> None:
     """Composite a premultiplied RGBA sprite onto a float32 canvas, in place."""
     h, w = canvas.shape[:2]
     side = sprite.shape[0]
@@ -417,7 +403,7 @@ def _paste(canvas: np.ndarray, sprite: np.ndarray, state: _State) -> None:
 def _render(
     appearance: Appearance,
     poses: Sequence[_State | None],
-    distractors: _Distractors,
+    distractors: Distractors,
     rng: np.random.Generator,
     noise_std: float,
 ) -> np.ndarray:
@@ -428,9 +414,9 @@ def _render(
         canvas = bg.copy()
         # Distractors behind the object: the object is the one thing always fully visible.
         for sprite, state in zip(distractors.sprites, distractors.step(), strict=True):
-            _paste(canvas, sprite, state)
+            paste_sprite(canvas, sprite, state)
         if pose is not None:
-            _paste(canvas, appearance.sprite, pose)
+            paste_sprite(canvas, appearance.sprite, pose)
         if noise_std > 0:
             canvas += rng.standard_normal(canvas.shape, dtype=np.float32) * noise_std
         np.clip(canvas, 0, 255, out=canvas)
@@ -467,22 +453,15 @@ def render_action(
         raise ValueError(f"unknown action {action!r}; expected one of {ACTIONS}")
     if num_frames < 2:
         raise ValueError(f"num_frames must be at least 2, got {num_frames}")
-    h, w = _size_hw(size)
+    h, w = size_hw(size)
     rng = np.random.default_rng(rng)
     if appearance is None:
         appearance = sample_appearance((h, w), rng, distractors=distractors)
     elif appearance.background.shape[:2] != (h, w):
         raise ValueError(f"appearance is {appearance.background.shape[:2]}, size is {(h, w)}")
     poses = _track(action, num_frames, h, w, rng, None)
-    dis = _Distractors(appearance.distractors, h, w, rng)
+    dis = Distractors(appearance.distractors, h, w, rng)
     return _render(appearance, poses, dis, rng, noise_std)
-
-
-def _count(value: int | tuple[int, int], rng: np.random.Generator) -> int:
-    lo, hi = (value, value) if isinstance(value, int) else value
-    if lo < 0 or hi < lo:
-        raise ValueError(f"bad frame count range {value!r}")
-    return int(rng.integers(lo, hi + 1))
 
 
 GAPS: tuple[str, ...] = ("absent", "static", "shake")
@@ -506,27 +485,6 @@ def _shake(frames: np.ndarray, idx: Sequence[int], amplitude: float, rng: np.ran
         mat = cv2.getRotationMatrix2D((w / 2, h / 2), float(roll) * 0.5, 1.0)
         mat[:, 2] += (dx, dy)
         frames[k] = cv2.warpAffine(frames[k], mat, (w, h), borderMode=cv2.BORDER_REFLECT)
-
-
-def _check_sequence(
-    actions: Sequence[str],
-    known: Sequence[str],
-    gap: str | Sequence[str],
-    gaps: Sequence[str],
-    fps: float,
-    *,
-    noun: str = "action",
-) -> list[str]:
-    """Check a sequence's arguments (one error line each); returns the idle kinds as a list."""
-    for a in actions:
-        if a not in known:
-            raise ValueError(f"unknown {noun} {a!r}; expected one of {tuple(known)}")
-    kinds = [gap] if isinstance(gap, str) else list(gap)
-    if not kinds or any(k not in gaps for k in kinds):
-        raise ValueError(f"gap must be one or several of {tuple(gaps)}, got {gap!r}")
-    if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
-    return kinds
 
 
 def make_action_sequence(
@@ -569,8 +527,8 @@ def make_action_sequence(
         ``(frames, segments)``: uint8 ``(T, H, W, 3)`` frames and one :class:`Segment` per action
         (``end_frame`` exclusive, score 1.0); frames not covered by a segment are idle.
     """
-    kinds = _check_sequence(actions, ACTIONS, gap, GAPS, fps)
-    h, w = _size_hw(size)
+    kinds = check_sequence(actions, ACTIONS, gap, GAPS, fps)
+    h, w = size_hw(size)
     rng = np.random.default_rng(rng)
     appearance = sample_appearance((h, w), rng, distractors=distractors)
     poses: list[_State | None] = []
@@ -580,7 +538,7 @@ def make_action_sequence(
 
     def add_gap() -> None:
         nonlocal state
-        n = _count(gap_frames, rng)
+        n = draw_count(gap_frames, rng)
         if n == 0:
             return
         kind = kinds[int(rng.integers(len(kinds)))] if len(kinds) > 1 else kinds[0]
@@ -594,7 +552,7 @@ def make_action_sequence(
 
     for action in actions:
         add_gap()
-        n = max(2, _count(frames_per_action, rng))
+        n = max(2, draw_count(frames_per_action, rng))
         track = _track(action, n, h, w, rng, state)
         start = len(poses)
         poses.extend(track)
@@ -610,7 +568,7 @@ def make_action_sequence(
         )
         state = track[-1]
     add_gap()
-    dis = _Distractors(appearance.distractors, h, w, rng)
+    dis = Distractors(appearance.distractors, h, w, rng)
     frames = _render(appearance, poses, dis, rng, noise_std)
     amplitude = 0.025 * min(h, w) if shake_px is None else shake_px
     for idx in shaky:
@@ -618,553 +576,19 @@ def make_action_sequence(
     return frames, segments
 
 
-# ---------------------------------------------------------------------------------------------
-# Writing a dataset in the UCF101 layout
-# ---------------------------------------------------------------------------------------------
-
-
-def _write_clip(job: tuple) -> str:
-    """Render and encode one clip (runs in a worker process)."""
-    path, action, num_frames, size, fps, seed, bg_seed, distractors, noise_std, crf = job
-    h, w = _size_hw(size)
-    background = make_background((h, w), np.random.default_rng(bg_seed))
-    rng = np.random.default_rng(seed)
-    appearance = sample_appearance((h, w), rng, distractors=distractors, background=background)
-    frames = render_action(
-        action,
-        num_frames=_count(num_frames, rng),
-        size=(h, w),
-        rng=rng,
-        appearance=appearance,
-        noise_std=noise_std,
-    )
-    # One encoder thread: parallelism comes from the process pool; tiny frames gain nothing.
-    with VideoWriter(path, fps=fps, width=w, height=h, crf=crf, threads=1) as writer:
-        writer.write(frames)
-    return path
-
-
-def _write_sequence(job: tuple) -> str:
-    path, actions, num_frames, gap_frames, size, fps, seed, distractors, noise_std, crf = job
-    h, w = _size_hw(size)
-    frames, segments = make_action_sequence(
-        actions,
-        frames_per_action=num_frames,
-        gap_frames=gap_frames,
-        size=(h, w),
-        fps=fps,
-        rng=np.random.default_rng(seed),
-        distractors=distractors,
-        noise_std=noise_std,
-    )
-    with VideoWriter(path, fps=fps, width=w, height=h, crf=crf, threads=1) as writer:
-        writer.write(frames)
-    write_json(
-        Path(path).with_suffix(".json"),
-        {
-            "video": Path(path).name,
-            "fps": fps,
-            "num_frames": len(frames),
-            "width": w,
-            "height": h,
-            "classes": list(ACTIONS),
-            "segments": segments,
-        },
-    )
-    return path
-
-
-def _write_lines(path: Path, lines: Sequence[str]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-
-
-def _run_jobs(fn, jobs: list[tuple], workers: int) -> list:
-    """``[fn(job) for job in jobs]`` over ``workers`` processes, with a progress bar."""
-    from tqdm.auto import tqdm
-
-    results = []
-    with tqdm(total=len(jobs), desc="writing videos", unit="video", disable=len(jobs) <= 1) as bar:
-        if workers <= 1 or len(jobs) <= 1:
-            for job in jobs:
-                results.append(fn(job))
-                bar.update()
-            return results
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            # Iterating re-raises the first worker error here.
-            for r in pool.map(fn, jobs, chunksize=max(1, len(jobs) // (8 * workers))):
-                results.append(r)
-                bar.update()
-    return results
-
-
-def write_dataset(
-    root: str | Path,
-    *,
-    videos_per_class: int = 40,
-    classes: Sequence[str] = ACTIONS,
-    num_frames: int | tuple[int, int] = 40,
-    size: int | tuple[int, int] = 112,
-    fps: float = 25.0,
-    seed: int = 0,
-    test_fraction: float = 0.25,
-    clips_per_group: int = 4,
-    splits: int = 1,
-    sequences: int = 0,
-    actions_per_sequence: int = 6,
-    gap_frames: int | tuple[int, int] = (0, 24),
-    distractors: int | tuple[int, int] = (0, 2),
-    noise_std: float = 2.0,
-    crf: int = 23,
-    workers: int | None = None,
-    overwrite: bool = False,
-) -> Path:
-    """Write a synthetic action dataset in the UCF101 layout (H.264 ``.mp4`` files).
-
-    Layout::
-
-        root/videos/<class>/v_<class>_g<GG>_c<CC>.mp4
-        root/splits/classInd.txt              "1 move_left" (1-based)
-        root/splits/trainlist0N.txt           "move_left/v_move_left_g05_c01.mp4 1"
-        root/splits/testlist0N.txt            "move_left/v_move_left_g01_c01.mp4"
-        root/demo/seq_000.mp4 + seq_000.json  (``sequences`` > 0) several actions in a row
-        root/synthetic.json                   the arguments, for reproduction
-
-    Clips of one group share a background, like UCF101's groups share a scene; train and test
-    never share a group. Split ``k`` takes the ``k``-th block of groups as test, as UCF101 does.
-    Every clip is a pure function of ``(seed, class, group, clip)``, whatever ``workers`` is.
-
-    Args:
-        root: Output folder.
-        videos_per_class: Clips per class.
-        classes: Action names (a subset of :data:`ACTIONS`).
-        num_frames: Frames per clip, or an inclusive ``(low, high)`` range.
-        size: Frame size, ``int`` or ``(height, width)`` (even numbers for H.264).
-        fps: Frame rate.
-        seed: Master seed.
-        test_fraction: Fraction of each class's groups held out for test.
-        clips_per_group: Clips per group.
-        splits: Number of train/test splits to write (``trainlist01`` ...).
-        sequences: Number of demo videos of several actions in a row, written to ``root/demo``.
-        actions_per_sequence: Actions in each demo video.
-        gap_frames: "No action" gap length (or range) in the demo videos.
-        distractors: Distractor objects per clip (or inclusive range).
-        noise_std: Per-frame sensor noise standard deviation.
-        crf: x264 quality.
-        workers: Processes (default: up to 2, never more than the CPU count).
-        overwrite: Replace ``videos``, ``splits`` and ``demo`` under ``root`` if they exist.
-
-    Returns:
-        ``root``.
-    """
-    root = Path(root)
-    classes = list(classes)
-    unknown = [c for c in classes if c not in ACTIONS]
-    if unknown or not classes or len(set(classes)) != len(classes):
-        raise ValueError(f"classes must be distinct names from {ACTIONS}, got {classes}")
-    if videos_per_class < 1 or clips_per_group < 1 or splits < 1:
-        raise ValueError("videos_per_class, clips_per_group and splits must be >= 1")
-    if not 0.0 <= test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
-    h, w = _size_hw(size)
-    subdirs = [root / "videos", root / "splits", root / "demo"]
-    existing = [d for d in subdirs if d.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"{existing[0]} exists; pass overwrite=True to replace it")
-    for d in existing:
-        shutil.rmtree(d)
-    workers = workers or min(2, os.cpu_count() or 1)
-
-    num_groups = math.ceil(videos_per_class / clips_per_group)
-    num_test = round(test_fraction * num_groups)
-    if test_fraction > 0 and num_groups > 1:
-        num_test = min(max(1, num_test), num_groups - 1)
-
-    jobs, entries = [], []  # entries: (class index, group, relative path)
-    for ci, name in enumerate(classes):
-        cls_id = ACTIONS.index(name)  # seeds follow the action, not its position in `classes`
-        for v in range(videos_per_class):
-            g, c = v // clips_per_group + 1, v % clips_per_group + 1
-            rel = f"{name}/v_{name}_g{g:02d}_c{c:02d}.mp4"
-            jobs.append(
-                (
-                    str(root / "videos" / rel),
-                    name,
-                    num_frames,
-                    (h, w),
-                    fps,
-                    [seed, cls_id, g, c],
-                    [seed, cls_id, g, 0],
-                    distractors,
-                    noise_std,
-                    crf,
-                )
-            )
-            entries.append((ci, g, rel))
-    (root / "videos").mkdir(parents=True, exist_ok=True)
-    _run_jobs(_write_clip, jobs, workers)
-
-    split_dir = root / "splits"
-    _write_lines(split_dir / "classInd.txt", [f"{i + 1} {n}" for i, n in enumerate(classes)])
-    for k in range(1, splits + 1):
-        test_groups = {((k - 1) * num_test + j) % num_groups + 1 for j in range(num_test)}
-        train = [f"{rel} {ci + 1}" for ci, g, rel in entries if g not in test_groups]
-        test = [rel for ci, g, rel in entries if g in test_groups]
-        _write_lines(split_dir / f"trainlist{k:02d}.txt", train)
-        _write_lines(split_dir / f"testlist{k:02d}.txt", test)
-
-    if sequences > 0:
-        seq_jobs = []
-        for i in range(sequences):
-            rng = np.random.default_rng([seed, 1000 + i])
-            acts = [str(a) for a in rng.choice(classes, actions_per_sequence)]
-            seq_jobs.append(
-                (
-                    str(root / "demo" / f"seq_{i:03d}.mp4"),
-                    acts,
-                    num_frames,
-                    gap_frames,
-                    (h, w),
-                    fps,
-                    [seed, 1000 + i, 1],
-                    distractors,
-                    noise_std,
-                    crf,
-                )
-            )
-        _run_jobs(_write_sequence, seq_jobs, workers)
-
-    write_json(
-        root / "synthetic.json",
-        {
-            "generator": "video_lstm.data.synthetic.write_dataset",
-            "classes": classes,
-            "videos_per_class": videos_per_class,
-            "num_frames": num_frames,
-            "size": [h, w],
-            "fps": fps,
-            "seed": seed,
-            "test_fraction": test_fraction,
-            "clips_per_group": clips_per_group,
-            "splits": splits,
-            "sequences": sequences,
-            "actions_per_sequence": actions_per_sequence,
-            "gap_frames": gap_frames,
-            "distractors": distractors,
-            "noise_std": noise_std,
-            "crf": crf,
-        },
-    )
-    return root
-
-
-def _write_untrimmed(job: tuple) -> list[Segment]:
-    """Render and encode one untrimmed video (runs in a worker process)."""
-    (path, actions, frames_per_action, gap_frames, gaps, size, fps, seed, distractors, crf,
-     scene, images, photo_names) = job  # fmt: skip
-    h, w = _size_hw(size)
-    common = dict(
-        frames_per_action=frames_per_action,
-        gap_frames=gap_frames,
-        gap=gaps,
-        size=(h, w),
-        fps=fps,
-        rng=np.random.default_rng(seed),
-        distractors=distractors,
-    )
-    if scene == "camera":
-        from video_lstm.data.camera import make_camera_sequence, photo_pool
-
-        pool = photo_pool(images)
-        frames, segments = make_camera_sequence(actions, [pool[n] for n in photo_names], **common)
-    else:
-        frames, segments = make_action_sequence(actions, **common)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with VideoWriter(path, fps=fps, width=w, height=h, crf=crf, threads=1) as writer:
-        writer.write(frames)
-    return segments
-
-
-UNTRIMMED_SUBSETS: dict[str, int] = {"train": 24, "val": 4, "test": 4}
-
-
-def write_untrimmed_dataset(
-    root: str | Path,
-    *,
-    videos: dict[str, int] | None = None,
-    scene: str = "objects",
-    images: str | Path | None = None,
-    classes: Sequence[str] | None = None,
-    actions_per_video: int | tuple[int, int] | dict[str, int | tuple[int, int]] = (3, 5),
-    frames_per_action: int | tuple[int, int] = (32, 56),
-    gap_frames: int | tuple[int, int] = (16, 40),
-    gaps: Sequence[str] | None = None,
-    size: int | tuple[int, int] = 128,
-    fps: float = 25.0,
-    seed: int = 0,
-    distractors: int | tuple[int, int] = (0, 2),
-    crf: int = 23,
-    workers: int | None = None,
-    overwrite: bool = False,
-) -> Path:
-    """Write untrimmed videos (actions separated by idle stretches) and their temporal annotations.
-
-    Two scenes. ``"objects"``: a textured object moves, grows or turns (:data:`ACTIONS`); every
-    video has its own background, object and distractors (drawn from ``(seed, subset, index)``),
-    so the ``test`` videos show objects and scenes training never saw; idle stretches are drawn
-    from ``gaps`` (:data:`GAPS`: object absent, still camera, hand-held shake) while distractors
-    keep moving. ``"camera"``: a camera pans, tilts, zooms and rolls over real photos
-    (:mod:`video_lstm.data.camera`, :data:`~video_lstm.data.camera.CAMERA_ACTIONS`), with still
-    or hand-held idle stretches and hard cuts; each subset films its own photos
-    (:func:`~video_lstm.data.camera.split_photos`), so ``test`` photos are never trained on.
-    Each subset cycles through the classes so every class appears about equally often.
-
-    Layout::
-
-        root/videos/<subset>/<subset>_<NNN>.mp4
-        root/annotations.csv    video,start_s,end_s,label,subset  (kind "segments_csv")
-        root/activitynet.json   the same in ActivityNet v1.3 form (kind "activitynet")
-        root/untrimmed.json     the arguments, for reproduction
-
-    Load with ``load_manifest("segments_csv", root, annotations="annotations.csv",
-    subset="train")``.
-
-    Args:
-        root: Output folder.
-        videos: Videos per subset (default :data:`UNTRIMMED_SUBSETS`: 24 train, 4 val, 4 test).
-        scene: ``"objects"`` or ``"camera"``.
-        images: For ``"camera"``: a folder of photos (default: the photographs bundled with
-            scikit-image and matplotlib).
-        classes: Action names (a subset of the scene's; default all of them).
-        actions_per_video: Actions in each video (or inclusive range), or such a value per
-            subset (e.g. short training videos, long test videos).
-        frames_per_action: Frames per action (or inclusive range).
-        gap_frames: Frames of each idle stretch (or inclusive range), before, between and after.
-        gaps: Idle kinds to draw from (default all of the scene's).
-        size: Frame size (even numbers for H.264).
-        fps: Frame rate.
-        seed: Master seed.
-        distractors: Distractor objects per video (or inclusive range).
-        crf: x264 quality.
-        workers: Processes (default: up to 2).
-        overwrite: Replace an existing dataset under ``root``.
-
-    Returns:
-        ``root``.
-    """
-    from video_lstm.data.camera import CAMERA_ACTIONS, CAMERA_GAPS, photo_pool, split_photos
-
-    root = Path(root)
-    if scene not in ("objects", "camera"):
-        raise ValueError(f"scene must be 'objects' or 'camera', got {scene!r}")
-    known = CAMERA_ACTIONS if scene == "camera" else ACTIONS
-    classes = list(known if classes is None else classes)
-    if not classes or any(c not in known for c in classes) or len(set(classes)) != len(classes):
-        raise ValueError(f"classes must be distinct names from {known}, got {classes}")
-    gaps = list((CAMERA_GAPS if scene == "camera" else GAPS) if gaps is None else gaps)
-    videos = dict(UNTRIMMED_SUBSETS if videos is None else videos)
-    photos: dict[str, list[str]] = {}
-    if scene == "camera":
-        images = None if images is None else str(Path(images).resolve())
-        photos = split_photos(list(photo_pool(images)), list(videos))
-    if (root / "videos").exists():
-        if not overwrite:
-            raise FileExistsError(f"{root / 'videos'} exists; pass overwrite=True to replace it")
-        shutil.rmtree(root / "videos")
-    h, w = _size_hw(size)
-    workers = workers or min(2, os.cpu_count() or 1)
-    jobs, names = [], []
-    for si, (subset, count) in enumerate(videos.items()):
-        order = np.random.default_rng([seed, 3000 + si]).permutation(classes).tolist()
-        k = 0
-        for i in range(count):
-            rng = np.random.default_rng([seed, 2000 + si, i])
-            per = actions_per_video
-            n = _count(per[subset] if isinstance(per, dict) else per, rng)
-            acts = [order[(k + j) % len(order)] for j in range(n)]
-            k += n
-            rel = f"videos/{subset}/{subset}_{i:03d}.mp4"
-            jobs.append(
-                (
-                    str(root / rel),
-                    acts,
-                    frames_per_action,
-                    gap_frames,
-                    list(gaps),
-                    (h, w),
-                    fps,
-                    [seed, 2000 + si, i, 1],
-                    distractors,
-                    crf,
-                    scene,
-                    images,
-                    photos.get(subset, []),
-                )
-            )
-            names.append((subset, rel))
-    results = _run_jobs(_write_untrimmed, jobs, workers)
-
-    rows = ["video,start_s,end_s,label,subset"]
-    database = {}
-    for (subset, rel), segments in zip(names, results, strict=True):
-        rows += [f"{rel},{g.start_s:.4f},{g.end_s:.4f},{g.label},{subset}" for g in segments]
-        database[Path(rel).stem] = {
-            "subset": {"train": "training", "val": "validation", "test": "testing"}.get(
-                subset, subset
-            ),
-            "annotations": [
-                {"segment": [round(g.start_s, 4), round(g.end_s, 4)], "label": g.label}
-                for g in segments
-            ],
-        }
-    _write_lines(root / "annotations.csv", rows)
-    write_json(root / "activitynet.json", {"version": "VERSION 1.3", "database": database})
-    write_json(
-        root / "untrimmed.json",
-        {
-            "generator": "video_lstm.data.synthetic.write_untrimmed_dataset",
-            "videos": videos,
-            "scene": scene,
-            "images": images,
-            "photos": photos,
-            "classes": classes,
-            "actions_per_video": actions_per_video,
-            "frames_per_action": frames_per_action,
-            "gap_frames": gap_frames,
-            "gaps": gaps,
-            "size": [h, w],
-            "fps": fps,
-            "seed": seed,
-            "distractors": distractors,
-            "crf": crf,
-        },
-    )
-    return root
-
-
 __all__ = [
     "ACTIONS",
+    "BACKGROUNDS",
     "GAPS",
     "MIRRORED",
+    "SHAPES",
+    "TEXTURES",
     "Appearance",
+    "Distractors",
     "make_action_sequence",
     "make_background",
     "make_sprite",
+    "paste_sprite",
     "render_action",
-    "write_untrimmed_dataset",
     "sample_appearance",
-    "write_dataset",
 ]
-
-
-def _range(text: str | int | tuple[int, int]) -> int | tuple[int, int]:
-    """``"40"`` -> 40, ``"32-48"`` -> (32, 48); a parsed value (from a YAML) is kept."""
-    if not isinstance(text, str):
-        return text if isinstance(text, int) else tuple(text)
-    lo, _, hi = text.partition("-")
-    return (int(lo), int(hi)) if hi else int(lo)
-
-
-def _parser(command: str, description: str) -> Any:
-    """The console script's style: ``video-lstm COMMAND``, underscores, ``--config FILE.yaml``,
-    errors raised (printed as one line by ``pipelines.cli``)."""
-    from jsonargparse import ActionConfigFile, ArgumentParser
-
-    p = ArgumentParser(prog=f"video-lstm {command}", description=description, exit_on_error=False)
-    p.add_argument("--config", action=ActionConfigFile, help="a YAML of these options")
-    return p
-
-
-def main(argv: list[str] | None = None) -> None:
-    p = _parser(
-        "make-dataset",
-        "Write a synthetic action dataset in the UCF101 layout (and demo videos of action sequences).",
-    )
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--classes", nargs="+", default=list(ACTIONS), choices=ACTIONS)
-    p.add_argument("--videos_per_class", type=int, default=40)
-    p.add_argument("--frames", type=_range, default=40, help="frames per clip: N or LOW-HIGH")
-    p.add_argument("--size", type=int, default=112, help="square frame side (even)")
-    p.add_argument("--fps", type=float, default=25.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--test_fraction", type=float, default=0.25, help="of each class's groups")
-    p.add_argument("--clips_per_group", type=int, default=4)
-    p.add_argument("--splits", type=int, default=1, help="number of train/test splits")
-    p.add_argument("--sequences", type=int, default=0, help="demo videos written to OUT/demo")
-    p.add_argument("--actions_per_sequence", type=int, default=6)
-    p.add_argument("--gap_frames", type=_range, default=(0, 24), help="N or LOW-HIGH")
-    p.add_argument("--distractors", type=_range, default=(0, 2), help="N or LOW-HIGH")
-    p.add_argument("--noise_std", type=float, default=2.0)
-    p.add_argument("--crf", type=int, default=23)
-    p.add_argument("--workers", type=int, default=None, help="processes (default: up to 2)")
-    p.add_argument("--overwrite", type=bool, default=False, help="replace an existing dataset")
-    a = p.parse_args(argv)
-    t0 = time.perf_counter()
-    root = write_dataset(
-        a.out,
-        videos_per_class=a.videos_per_class,
-        classes=a.classes,
-        num_frames=a.frames,
-        size=a.size,
-        fps=a.fps,
-        seed=a.seed,
-        test_fraction=a.test_fraction,
-        clips_per_group=a.clips_per_group,
-        splits=a.splits,
-        sequences=a.sequences,
-        actions_per_sequence=a.actions_per_sequence,
-        gap_frames=a.gap_frames,
-        distractors=a.distractors,
-        noise_std=a.noise_std,
-        crf=a.crf,
-        workers=a.workers,
-        overwrite=a.overwrite,
-    )
-    n = len(a.classes) * a.videos_per_class
-    print(
-        f"wrote {n} clips and {a.sequences} sequences to {root} in {time.perf_counter() - t0:.1f} s"
-    )
-
-
-def main_untrimmed(argv: list[str] | None = None) -> None:
-    """``video-lstm make-untrimmed``: :func:`write_untrimmed_dataset` from the command line."""
-    p = _parser("make-untrimmed", write_untrimmed_dataset.__doc__.split("\n")[0])
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--train", type=int, default=160, help="train videos")
-    p.add_argument("--val", type=int, default=6, help="validation videos")
-    p.add_argument("--test", type=int, default=6, help="test videos")
-    p.add_argument(
-        "--scene",
-        default="camera",
-        choices=["camera", "objects"],
-        help="camera: pan/tilt/zoom/roll over real photos; objects: a moving object",
-    )
-    p.add_argument("--images", default=None, help="camera scene: a folder of your own photos")
-    p.add_argument("--classes", nargs="+", default=None, help="default: all of the scene's")
-    p.add_argument(
-        "--actions", type=_range, default=(1, 2), help="actions per train video: N or LOW-HIGH"
-    )
-    p.add_argument("--eval_actions", type=_range, default=(4, 6), help="actions per val/test video")
-    p.add_argument("--frames", type=_range, default=(32, 48), help="frames per action")
-    p.add_argument("--gap_frames", type=_range, default=(12, 28), help="frames per idle stretch")
-    p.add_argument("--size", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=None)
-    p.add_argument("--overwrite", type=bool, default=False, help="replace an existing dataset")
-    a = p.parse_args(argv)
-    t0 = time.perf_counter()
-    root = write_untrimmed_dataset(
-        a.out,
-        videos={"train": a.train, "val": a.val, "test": a.test},
-        scene=a.scene,
-        images=a.images,
-        classes=a.classes,
-        actions_per_video={"train": a.actions, "val": a.eval_actions, "test": a.eval_actions},
-        frames_per_action=a.frames,
-        gap_frames=a.gap_frames,
-        size=a.size,
-        seed=a.seed,
-        workers=a.workers,
-        overwrite=a.overwrite,
-    )
-    print(f"wrote {a.train + a.val + a.test} videos to {root} in {time.perf_counter() - t0:.1f} s")
