@@ -104,7 +104,7 @@ class VideoDataModule(L.LightningDataModule):
         test_subset: Name of the held-out subset (``"test"``; ``"val"`` for Kinetics CSVs).
         manifest_args: The kind's options: its loader's keyword arguments (``split_dir``,
             ``annotations``, ``missing``, ...); an option the kind does not have is refused with
-            the list of those it has.
+            the list of those it has (``video-lstm evaluate --help`` lists every kind's).
         val_subset: Subset for calibrating the segment rules (untrimmed kinds, e.g. ``"val"``).
         features_dir: Train on cached features from this folder instead of decoding videos
             (needed for untrimmed kinds). The cache records which dataset it was built from

@@ -6,6 +6,11 @@
   truth (:func:`evaluate_segments`): frame accuracy (gaps count as ``background``), segment mAP at
   tIoU 0.3/0.5/0.7 (ActivityNet protocol, ``video_lstm.inference.metrics``), boundary error, a
   per-class table and a timeline plot of prediction against truth per video.
+
+Both take a :class:`~video_lstm.data.datasets.DatasetSpec`. ``video-lstm evaluate`` is
+``CLI(evaluate)``: the dataset fields a training config's ``data:`` has (``root``, ``kind``,
+``manifest_args``, ...) from the command line or ``--config``, and the kind's ``temporal`` flag
+in the table of dataset kinds picks the scoring.
 """
 
 from __future__ import annotations
