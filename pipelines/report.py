@@ -6,14 +6,17 @@
   duration, segments found, time taken, the reason of each failure) and one page per annotated
   video next to its outputs (``<name>.html``): the annotated video in a player with the
   subtitles, a timeline of the segments coloured by class (a click seeks the player), the
-  per-frame confidence curve, a thumbnail of every clip linking to it, the settings and model;
+  per-frame confidence curve, a thumbnail of every clip linking to it, a link to every other
+  writer's files (the record lists them by writer: ``video_lstm.inference.writers``, plugins'
+  writers included), the settings and model;
 - a training run (Lightning ``metrics.csv``): loss and accuracy curves per epoch, the
   checkpoints, the resolved ``config.yaml``, and a confusion matrix when one was written
   (``confusion.json`` or an ``evaluate`` ``metrics.json`` in the folder);
 - a ``compare`` output (``compare.csv``): the comparison table, the plot and each config's curves;
 - an ``evaluate`` output (``metrics.json``): top-1/top-5, per-class table, confusion matrix.
 
-Pages are views: they read the run's records and result JSONs and never change them. The CSS and
+Pages are views: they read the run's records and result JSONs (``io.results.load_result``, any
+schema version) and never change them. The CSS and
 script are copied to ``DIR/_report/`` (with the clip thumbnails), so the folder can be zipped,
 copied or served as it is. The folder run writes its report when it finishes.
 """

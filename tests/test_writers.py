@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
+from test_batch import make_checkpoint, write_video
 
 from pipelines.cli import main
 from pipelines.jobs import is_complete, plan_jobs, settings_hash
@@ -25,9 +25,6 @@ from video_lstm.inference.writers import (
     register_writer,
     writer_names,
 )
-from video_lstm.io.video import VideoWriter
-from video_lstm.models import DEFAULT_MODEL, create_model
-from video_lstm.models.checkpoint import ModelMeta, save_checkpoint
 from video_lstm.plugins import ENV_VAR
 
 # A writer in one file: one line per segment, tab-separated; it records each write in
@@ -89,14 +86,9 @@ def test_table_contract(table):
 def inputs(tmp_path_factory) -> dict[str, Path]:
     """A tiny untrained checkpoint and two short videos (outside the repository)."""
     root = tmp_path_factory.mktemp("writers")
-    torch.manual_seed(0)
-    model = create_model(DEFAULT_MODEL, num_classes=2, frame_size=32)
-    meta = ModelMeta.for_model(model, ["sit", "stand"], clip_len=4, frame_interval=2)
-    ckpt = save_checkpoint(root / "m.pt", model, meta)
+    ckpt = make_checkpoint(root / "m.pt")
     for name in ("a.mp4", "b.mp4"):
-        frames = torch.linspace(0, 255, 20).to(torch.uint8)[:, None, None, None]
-        with VideoWriter(root / "in" / name, fps=25, width=48, height=32) as w:
-            w.write(frames.expand(20, 32, 48, 3).numpy())
+        write_video(root / "in" / name, 20, width=48, height=32)
     plugin = root / "plugin dir" / "tsv_writer.py"
     plugin.parent.mkdir()
     plugin.write_text(PLUGIN)
