@@ -215,3 +215,17 @@ def test_result_json_is_versioned_and_older_files_keep_loading(table, inputs, tm
     build_report(str(out))
     page = (out / "a.mp4.html").read_text()
     assert page.count('class="seg"') == len(result.segments)
+
+
+@pytest.mark.slow  # starts a local Ray: 10-20 s
+def test_ray_workers_load_the_plugin_writer(table, inputs, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("ray")
+    monkeypatch.setenv("TSV_LOG", str(tmp_path / "tsv.log"))
+    out = tmp_path / "ray"
+    argv = ["--plugin", str(inputs["plugin"]), "run", str(inputs["in"]), str(inputs["ckpt"])]
+    argv += [str(out), "--outputs", "json,tsv", "--engine", "ray", "--workers", "1"]
+    assert main([*argv, "--device", "cpu", "--threshold", "0.0", "--progress", "false"]) == 0
+    assert sorted(p.name for p in out.glob("*.tsv")) == ["a.mp4.tsv", "b.mp4.tsv"]
+    records = json.loads((out / "manifest.json").read_text())["videos"]
+    assert all(r["files"]["tsv"] == [f"{v}.tsv"] for v, r in records.items())
+    assert all(r["pid"] != os.getpid() for r in records.values())  # written by the Ray worker
