@@ -54,15 +54,19 @@ def _expand_short_options(argv: Sequence[str]) -> list[str]:
 
 
 def _short_help() -> str:
-    """The epilog of ``annotate`` / ``run``: the short options, from the settings' own fields."""
+    """The epilog of ``annotate`` / ``run``: the short options, from the settings' own fields,
+    and the outputs, from the writer table (a ``--plugin``'s writers included)."""
     from video_lstm.inference.settings import AnnotateSettings
+    from video_lstm.inference.writers import list_writers
 
     short = ", ".join(f"--{name}" for name in AnnotateSettings.flat_fields())
+    outputs = "; ".join(f"{w.name}: {w.description or '(no description)'}" for w in list_writers())
     return (
         f"Short options: {short} stand for --settings.GROUP.FIELD (e.g. --threshold 0.6 = "
         "--settings.segments.threshold 0.6, --threads 2 = --settings.runtime.threads 2). A YAML "
         "given with --config nests them under settings: (configs/pipeline/). Segment rules left "
-        "unset (null) take the checkpoint's calibrated value if it has one, else the default."
+        "unset (null) take the checkpoint's calibrated value if it has one, else the default. "
+        f"Outputs (--outputs json,csv): {outputs}."
     )
 
 

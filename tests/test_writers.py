@@ -109,6 +109,9 @@ def test_a_plugin_writer_is_written_by_annotate_and_run_and_counted_by_resume(
     assert main(argv + fast) == 2
     assert "unknown outputs ['tsv']" in capsys.readouterr().err
 
+    with pytest.raises(SystemExit):  # --help lists the table's writers, the plugin's too
+        main(["--plugin", str(inputs["plugin"]), "annotate", "--help"])
+    assert "tsv: segments TSV; json: the result JSON" in " ".join(capsys.readouterr().out.split())
     assert main(["--plugin", str(inputs["plugin"]), *argv, *fast]) == 0
     tsv, result = out / "a.tsv", json.loads((out / "a.json").read_text())
     assert tsv.read_text().count("\n") == len(result["segments"]) > 0
