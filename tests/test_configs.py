@@ -37,3 +37,23 @@ def test_config_parses(path: Path):
         model_config(cfg.model.model_name, num_classes=8, **args)
     if "trainer" in raw:
         assert cfg.trainer.precision is not None  # picked for the device when not given
+
+
+def test_a_temporal_option_on_the_command_line_keeps_the_configs_others():
+    """``--model.temporal_args.KEY V`` changes one option of the temporal model; the config's
+    other ``temporal_args`` stay (values arrive as the CLI parsed them)."""
+    from video_lstm.training.module import VideoLSTMModule
+
+    cfg = parse_config(
+        ["--config", str(CONFIGS / "study" / "convlstm.yaml"),
+         "--model.temporal_args.hidden_sizes=[16]", "--model.temporal_args.time_pool=mean"]
+    )  # fmt: skip
+    module = VideoLSTMModule(
+        cfg.model.model_name,
+        {**cfg.model.model_args, "pretrained": False},
+        cfg.model.temporal_args,
+        class_names=["a", "b"],
+    )
+    args = module.model.config.temporal_args
+    assert (args["hidden_sizes"], args["time_pool"]) == ([16], "mean")
+    assert (args["motion_radius"], args["motion_only"]) == (2, True)  # from the YAML

@@ -205,13 +205,13 @@ def test_compare_grid_values_and_seed_summary(tmp_path):
 
     trials = expand_grid(
         ["c/convlstm.yaml"],
-        grid=["model.model_args.temporal_args.hidden_sizes=[32],[32, 32]", "seed_everything=0,1"],
+        grid=["model.temporal_args.hidden_sizes=[32],[32, 32]", "seed_everything=0,1"],
     )
     assert [t[2] for t in trials] == [
-        ["--model.model_args.temporal_args.hidden_sizes=[32]", "--seed_everything=0"],
-        ["--model.model_args.temporal_args.hidden_sizes=[32]", "--seed_everything=1"],
-        ["--model.model_args.temporal_args.hidden_sizes=[32, 32]", "--seed_everything=0"],
-        ["--model.model_args.temporal_args.hidden_sizes=[32, 32]", "--seed_everything=1"],
+        ["--model.temporal_args.hidden_sizes=[32]", "--seed_everything=0"],
+        ["--model.temporal_args.hidden_sizes=[32]", "--seed_everything=1"],
+        ["--model.temporal_args.hidden_sizes=[32, 32]", "--seed_everything=0"],
+        ["--model.temporal_args.hidden_sizes=[32, 32]", "--seed_everything=1"],
     ]
     rows = [
         {"name": name, "temporal": "convlstm", "video_top1": top1, "best_top1": top1 + 0.01,

@@ -40,6 +40,7 @@ from video_lstm.models.temporal import (
     PooledRecurrentTemporal,
     RecurrentTemporal,
 )
+from video_lstm.plugins import load_plugins
 
 __all__ = [
     "AdapterOptions",
@@ -157,6 +158,7 @@ def temporal_model(name: str) -> TemporalModel:
     Raises:
         ValueError: No such model (the message lists the registered ones).
     """
+    load_plugins()  # a worker process (or a checkpoint's loader) finds what --plugin registered
     if name not in _TABLE:
         raise ValueError(f"temporal must be one of {list_temporal_models()}, got {name!r}")
     return _TABLE[name]
@@ -164,6 +166,7 @@ def temporal_model(name: str) -> TemporalModel:
 
 def list_temporal_models(inputs: Inputs | None = None) -> list[str]:
     """Registered names, in registration order; only those reading ``inputs`` if given."""
+    load_plugins()
     return [n for n, e in _TABLE.items() if inputs is None or e.inputs == inputs]
 
 

@@ -87,7 +87,7 @@ def expand_grid(
         names: Row names (default: the config file stems).
         grid: ``KEY=V1,V2,...`` items in the training CLI's dotted keys
             (``model.lr=0.001,0.003``,
-            ``model.model_args.temporal_args.hidden_sizes=[32],[32, 32]``: commas inside
+            ``model.temporal_args.hidden_sizes=[32],[32, 32]``: commas inside
             brackets belong to the value); each combination becomes ``--KEY=V`` arguments.
 
     Returns:

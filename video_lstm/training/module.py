@@ -84,7 +84,13 @@ class VideoLSTMModule(L.LightningModule):
 
     Args:
         model_name: A name from :func:`video_lstm.models.list_models`.
-        model_args: Overrides passed to ``create_model`` (e.g. ``{"hidden": 128}``).
+        model_args: Overrides passed to ``create_model``: shared fields, ``temporal`` and the
+            temporal model's options in ``temporal_args`` (e.g. ``{"temporal": "convgru",
+            "temporal_args": {"hidden_sizes": [64]}}``).
+        temporal_args: Options of the temporal model merged over ``model_args``'
+            ``temporal_args``, one by one: ``--model.temporal_args.hidden_sizes [64]`` changes
+            that option and keeps the config's others (a dotted key into ``model_args`` would
+            replace its whole ``temporal_args``).
         class_names: Label of each output index. With LightningCLI this is linked from
             ``data.class_names``; its length sets ``num_classes``.
         lr: Peak AdamW learning rate.
@@ -98,6 +104,7 @@ class VideoLSTMModule(L.LightningModule):
         self,
         model_name: str = "default",
         model_args: dict[str, Any] | None = None,
+        temporal_args: dict[str, Any] | None = None,
         class_names: list[str] | None = None,
         lr: float = 1e-3,
         weight_decay: float = 0.05,
@@ -112,7 +119,10 @@ class VideoLSTMModule(L.LightningModule):
             raise ValueError("VideoLSTMModule needs class_names (link them from the data module)")
         self.save_hyperparameters()
         name = DEFAULT_MODEL if model_name == "default" else model_name
-        self.model = create_model(name, num_classes=len(class_names), **(model_args or {}))
+        args = dict(model_args or {})
+        if temporal_args:
+            args["temporal_args"] = {**(args.get("temporal_args") or {}), **temporal_args}
+        self.model = create_model(name, num_classes=len(class_names), **args)
         self.class_names = list(class_names)
         k = len(class_names)
         top5 = min(5, k)
