@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -240,3 +242,50 @@ def test_overlap_rule_and_video_finder(tmp_path):
     assert finder.find("/data/upload/2/1a2b3c4d-x y.mp4") == target
     assert finder.find("s3://bucket/none.mp4") is None
     assert TemporalSegment(0, 1, "a").label == "a"
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tool_python(venv: str, env: str, target: str) -> Path:
+    """The Python of a tool's own venv (``make TARGET`` builds it; ``$ENV`` points elsewhere);
+    missing: the test is skipped, except in CI, where ``make test`` built it."""
+    python = Path(os.environ.get(env) or ROOT / venv / "bin" / "python")
+    if not python.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"{python} is missing: `make {target}` should have built it")
+        pytest.skip(f"{python} is missing: `make {target}` installs it")
+    return python
+
+
+def test_cvat_xml_meets_the_published_format_and_datumaro_reads_it(run, tmp_path):
+    """The XML against the XSD of CVAT's documented format, and read by datumaro's importer
+    (its own venv: datumaro pins pandas and numpy), giving back every segment and score."""
+    python = tool_python(".venv-datumaro", "VIDEO_LSTM_DATUMARO_PYTHON", "datumaro")
+    export_labels(str(run["run"]), str(tmp_path / "cvat"), format="cvat")
+    files = sorted((tmp_path / "cvat").rglob("*.xml"))
+    schema = ROOT / "tests" / "data" / "cvat_video_1.1.xsd"
+    proc = subprocess.run([str(python), str(ROOT / "tests" / "cvat_check.py"), str(schema),
+                           *map(str, files)], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    checked = json.loads(proc.stdout)
+    for file in files:
+        doc = checked[str(file)]
+        assert doc["valid"], doc["errors"]
+        assert doc["labels"] == ["sit", "stand"]
+        rel = str(file.relative_to(tmp_path / "cvat")).removesuffix(".xml")
+        frames = run["results"][rel]["video"]["num_frames"]
+        spans = []
+        for track in doc["tracks"].values():
+            (start, outside, score), *rest = track["keyframes"]
+            assert not outside and all(o for _, o, _ in rest)
+            spans.append((start, rest[0][0] if rest else frames, track["label"], round(score, 4)))
+        want = [(s["start_frame"], s["end_frame"], s["label"], round(s["score"], 4))
+                for s in run["results"][rel]["segments"]]  # fmt: skip
+        assert sorted(spans) == sorted(want)
+    # The schema does refuse what the format does not allow.
+    bad = tmp_path / "bad.xml"
+    bad.write_text(files[0].read_text().replace('outside="0"', 'outside="maybe"', 1))
+    proc = subprocess.run([str(python), str(ROOT / "tests" / "cvat_check.py"), str(schema),
+                           str(bad)], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode != 0 or not json.loads(proc.stdout)[str(bad)]["valid"]
