@@ -134,7 +134,9 @@ def label_studio(tmp_path):
 
 def _checkpoint(path: Path) -> Path:
     torch.manual_seed(0)
-    model = create_model("video_lstm_compact", num_classes=2, frame_size=64, hidden_sizes=[8])
+    model = create_model(
+        "video_lstm_compact", num_classes=2, frame_size=64, temporal_args={"hidden_sizes": [8]}
+    )
     return save_checkpoint(path, model, ModelMeta.for_model(model, CLASSES, clip_len=4,
                                                             frame_interval=2))  # fmt: skip
 
@@ -227,7 +229,7 @@ def test_label_studio_round_trip(label_studio, tmp_path):
 
     cfg = {
         "model": {"model_name": "video_lstm_compact",
-                  "model_args": {"frame_size": 64, "hidden_sizes": [8]}, "lr": 0.01},
+                  "model_args": {"frame_size": 64, "temporal_args": {"hidden_sizes": [8]}}, "lr": 0.01},
         "data": {"root": str(videos), "kind": "label-studio",
                  "manifest_args": {"annotations": str(export), "checkpoint": str(ckpt)},
                  "features_dir": str(tmp_path / "features"), "clip_len": 4, "frame_interval": 2,
@@ -253,3 +255,12 @@ def test_label_studio_round_trip(label_studio, tmp_path):
             (round(a * fps[rel]), round(b * fps[rel]), c) for a, b, c in v["segments"]
         )
     assert read == want
+    # evaluate and calibrate read the same export through the same kind.
+    last = fit.trainer.checkpoint_callback.last_model_path
+    spec = ["--root", str(videos), "--kind", "label-studio",
+            "--manifest_args", json.dumps({"annotations": str(export)})]  # fmt: skip
+    assert cli(["calibrate", last, *spec, "--subset", "val", "--device", "cpu"]) == 0
+    assert cli(["evaluate", last, str(tmp_path / "eval"), *spec, "--device", "cpu"]) == 0
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert len(list((tmp_path / "eval" / "predictions").glob("*.json"))) == 3
+    assert not metrics["missing"] and 0 <= metrics["frame_accuracy"] <= 1
