@@ -210,6 +210,8 @@ class StreamStats:
     confidence: float = 0.0
     open_segment: dict[str, Any] | None = None
     steps_per_s: float = 0.0
+    clips: int = 0
+    webhook: dict[str, int] | None = None
     last_error: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -237,6 +239,9 @@ class _Stream:
         self.scorer: Any = None
         self.rules: Any = None
         self.log: EventLog | None = None
+        self.clips: Any = None  # pipelines.live_outputs.ClipRecorder with --clips
+        self.webhook: Any = None  # pipelines.live_outputs.Webhook with --webhook
+        self.preview: Any = None  # pipelines.live_page.Preview with --serve
         self._steps: deque[int] = deque()  # frame index of each step since the scorer's reset
         self._pushed = 0  # frames handed to the rules so far (the next frame to push)
         self._conn_lo: int | None = 0  # first frame of the next stretch (None: after a hole)
@@ -257,6 +262,10 @@ class _Stream:
                     continue
                 last = item.index + 1
                 self.stats.frames = last
+                if self.clips is not None and item.full is not None:
+                    self.clips.add_frame(item.index, item.full)
+                if self.preview is not None and item.full is not None:
+                    self.preview.offer(item.index, item.full)
                 if item.index % self.k == 0:
                     self.stats.sampled += 1
                     self.queue.put(item, stop)
@@ -286,7 +295,13 @@ class _Stream:
             "reason": ev.reason,
             "run": self.args["run"],
         }
-        self.log.write(rec)
+        written = self.log.write(rec)
+        if self.clips is not None:
+            self.clips.on_event(written, ev.decided_frame)
+        if self.webhook is not None:
+            self.webhook.post(written)
+        if self.preview is not None:
+            self.preview.event(written)
         self.stats.events = self.log.count
         if ev.kind == "start":
             self.stats.open_segment = {"segment": ev.segment, "label": ev.label,
@@ -304,6 +319,8 @@ class _Stream:
         label, conf = self.rules.current
         self.stats.label = self.rules.names[label] if label >= 0 else None
         self.stats.confidence = round(conf, 4)
+        if self.preview is not None:
+            self.preview.update(self.stats.label, self.stats.confidence, stepped=True)
 
     def _steps_out(self, out: list[tuple[int, np.ndarray]], *, last_frame: int | None) -> None:
         """Final steps of the scorer -> per-frame probabilities for the rules. A step owns the
@@ -359,6 +376,8 @@ class _Stream:
                 self._end_stretch(max(item.index, self._pushed), item.reason)
                 self.ended = True
                 self.stats.state = "ended"
+        if self.clips is not None:
+            self.clips.on_decided(self.rules._done - 1)
         now = time.monotonic()
         t0, s0 = self._t_rate
         if now - t0 >= 2.0:
@@ -453,6 +472,11 @@ def watch(
     status_every_s: float = 2.0,
     device: str = "auto",
     threads: int | None = 1,
+    clips: bool = False,
+    pre_roll_s: float = 2.0,
+    post_roll_s: float = 2.0,
+    webhook: str | None = None,
+    serve: str | None = None,
     progress: bool = True,
 ) -> WatchSummary:
     """Annotate live streams as they play: events while they happen, in ``OUT/<stream>/``.
@@ -503,6 +527,15 @@ def watch(
         status_every_s: Seconds between ``status.json`` refreshes and progress lines.
         device: ``auto``, ``cpu`` or ``cuda``.
         threads: CPU threads of the model (``None``: the idle cores).
+        clips: Write a labelled clip of every segment, ``clips/<label>/<stream>_<a>-<b>.mp4``
+            (H.264, faststart), cut from a bounded ring buffer of recent frames.
+        pre_roll_s: Seconds of video before the segment in its clip.
+        post_roll_s: Seconds after it.
+        webhook: POST every event's JSON to this URL (a background thread; retried with
+            backoff; never blocks the decoder).
+        serve: ``HOST:PORT`` of a live page (current label and confidence, a rolling
+            confidence curve, recent events with their clips, an MJPEG preview), e.g.
+            ``127.0.0.1:8765``.
         progress: Print a progress line every ``status_every_s`` on stderr.
 
     Returns:
@@ -521,6 +554,10 @@ def watch(
         raise UsageError("latency_s must be >= 0, max_lag_s and status_every_s > 0")
     if sources is not None and source not in ("-", ""):
         raise UsageError("give either SOURCE or --sources LIST.txt, not both (SOURCE '-')")
+    if webhook is not None and not webhook.lower().startswith(("http://", "https://")):
+        raise UsageError(f"--webhook must be an http(s):// URL, got {webhook!r}")
+    if serve is not None and not serve.rpartition(":")[2].isdigit():
+        raise UsageError(f"--serve must be HOST:PORT (e.g. 127.0.0.1:8765), got {serve!r}")
     srcs = read_sources(sources) if sources is not None else [source]
     require_checkpoint(checkpoint)
     out = require_output_dir(out_dir)
@@ -544,7 +581,8 @@ def watch(
                     stride=stride, rules=SegmentRules(threshold, smoothing_s, min_duration_s,
                                                       merge_gap_s, background),
                     duration_s=duration_s, status_every_s=status_every_s, device=device,
-                    threads=threads, progress=progress)  # fmt: skip
+                    threads=threads, progress=progress, clips=clips, pre_roll_s=pre_roll_s,
+                    post_roll_s=post_roll_s, webhook=webhook, serve=serve)  # fmt: skip
     finally:
         for sig, handler in saved:
             signal.signal(sig, handler)
@@ -562,7 +600,8 @@ def _unique_names(sources: list[str]) -> list[str]:
 
 
 def _run(lives, names, checkpoint, out, *, stop, state, reset_steps, latency_s, max_lag_s,
-         stride, rules, duration_s, status_every_s, device, threads, progress) -> WatchSummary:  # fmt: skip
+         stride, rules, duration_s, status_every_s, device, threads, progress, clips=False,
+         pre_roll_s=2.0, post_roll_s=2.0, webhook=None, serve=None) -> WatchSummary:  # fmt: skip
     import torch
 
     from video_lstm.inference.causal import CausalSegmenter
@@ -584,7 +623,13 @@ def _run(lives, names, checkpoint, out, *, stop, state, reset_steps, latency_s, 
         raise UsageError(f"--stride must be in 1..clip_len ({meta.clip_len}), got {stride}")
     for live in lives:
         live.options.size = getattr(meta, "decode_size", None) or meta.frame_size
+        live.options.keep_full = clips or serve is not None
     run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{os.getpid()}"
+    hook = None
+    if webhook is not None:
+        from pipelines.live_outputs import Webhook
+
+        hook = Webhook(webhook)
     wake = threading.Event()
     args = {"stop": stop, "wake": wake, "interval": meta.frame_interval, "max_lag_s": max_lag_s,
             "run": run_id}  # fmt: skip
@@ -605,6 +650,22 @@ def _run(lives, names, checkpoint, out, *, stop, state, reset_steps, latency_s, 
             first_segment=st.log.next_segment,
         )
         st.stats.state = "running"
+        if clips:
+            from pipelines.live_outputs import ClipRecorder
+
+            k, fps = meta.frame_interval, live.fps
+            # Decisions come at most merge gap + min duration (a deferred close) after a frame.
+            delay = int(resolved.merge_gap_s * fps) + int(resolved.min_duration_s * fps) + 2
+            ring = int((pre_roll_s + max_lag_s + latency_s + 1.0) * fps) + delay + k * meta.clip_len
+            st.clips = ClipRecorder(st.dir, name, fps, pre_roll_s=pre_roll_s,
+                                    post_roll_s=post_roll_s, delay_frames=delay, ring_frames=ring)  # fmt: skip
+        if hook is not None:
+            st.webhook = hook
+        if serve is not None:
+            from pipelines.live_page import Preview
+
+            st.preview = Preview(name, st.dir)
+            st.preview.clips = st.clips
         streams.append(st)
     info = {
         "checkpoint": str(checkpoint),
@@ -614,6 +675,13 @@ def _run(lives, names, checkpoint, out, *, stop, state, reset_steps, latency_s, 
         "clip_len": meta.clip_len,
         "run": run_id,
     }
+    page = None
+    if serve is not None:
+        from pipelines.live_page import LivePage
+
+        page = LivePage(serve, [st.preview for st in streams])
+        info["page"] = page.url
+        print(f"watch: live page at {page.url}", file=sys.stderr, flush=True)
     for st in streams:
         st.thread.start()
     t_start = time.monotonic()
@@ -648,9 +716,18 @@ def _run(lives, names, checkpoint, out, *, stop, state, reset_steps, latency_s, 
         for st in streams:
             st.thread.join(timeout=max(2.0, lives[0].options.open_timeout_s + 1))
             st.live.close()
+            if st.clips is not None:
+                st.clips.close()
+                st.stats.clips = len(st.clips.written)
             if st.log is not None:
                 st.write_result(predictor.class_names, info)
                 st.log.close()
+        if hook is not None:
+            hook.close()
+            for st in streams:
+                st.stats.webhook = hook.stats()
+        if page is not None:
+            page.close()
         _status(out, streams, info, progress)
     return WatchSummary(str(out), [st.stats.to_dict() for st in streams], 0)
 

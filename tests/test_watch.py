@@ -533,3 +533,141 @@ def test_follow_a_growing_file(blocks, ckpt, offline, tmp_path):
         pub.kill()
     assert summary.streams[0]["frames"] == 100
     matches(offline, read_events(tmp_path / "out" / "growing" / "events.jsonl"), tol=0)
+
+
+# ------------------------------------------------------------------------------- outputs
+
+
+class _Hooks(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver that refuses the first POST (500): the sender must retry."""
+
+    got: list = []
+    refused = 0
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if type(self).refused == 0:
+            type(self).refused = 1
+            self.send_response(500)
+        else:
+            type(self).got.append(body)
+            self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_clips_from_the_ring_buffer_and_webhook(blocks, ckpt, offline, tmp_path):
+    """Every segment gets a frame-exact clip [start - pre, end + post) (H.264, faststart);
+    every event is POSTed once to the webhook, a refused POST retried."""
+    import av
+    from test_write import is_faststart
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hooks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        summary = watch(str(blocks), str(ckpt), str(tmp_path), state="windows", latency_s=0.2,
+                        reconnect_s=0, device="cpu", progress=False, clips=True,
+                        pre_roll_s=0.2, post_roll_s=0.2,
+                        webhook=f"http://127.0.0.1:{server.server_address[1]}/hook", **RULES)  # fmt: skip
+    finally:
+        server.shutdown()
+    pre = post = round(0.2 * FPS)
+    clips = sorted((tmp_path / "blocks" / "clips").rglob("*.mp4"))
+    want = [(max(0, s["start_frame"] - pre), min(100, s["end_frame"] + post)) for s in offline]
+    assert [c.name for c in clips] == [f"blocks_{a:06d}-{b:06d}.mp4" for a, b in want]
+    for clip, (a, b) in zip(clips, want, strict=True):
+        with av.open(str(clip)) as c:
+            assert sum(1 for _ in c.decode(video=0)) == b - a
+        assert is_faststart(clip)
+    events = read_events(tmp_path / "blocks" / "events.jsonl")
+    assert sorted(e["id"] for e in _Hooks.got) == [e["id"] for e in events]
+    assert summary.streams[0]["webhook"]["sent"] == len(events)
+    assert summary.streams[0]["clips"] == len(clips)
+
+
+def test_sources_list_watches_several_streams_in_one_process(blocks, ckpt, offline, tmp_path):
+    other = write_blocks(tmp_path / "other.mp4", 2.0)
+    listing = tmp_path / "sources.txt"
+    listing.write_text(f"# two streams\n{blocks}\n\n{other}\n{blocks}\n")
+    from pipelines.cli import main
+
+    code = main(["watch", "--sources", str(listing), str(ckpt), str(tmp_path / "out"),
+                 "--state", "windows", "--latency_s", "0.2", "--device", "cpu",
+                 "--progress", "false", *_rules_args()])  # fmt: skip
+    assert code == 0
+    folders = sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_dir())
+    assert folders == ["blocks", "blocks_2", "other"]
+    for name in ("blocks", "blocks_2"):
+        events = read_events(tmp_path / "out" / name / "events.jsonl")
+        assert ends(events) == [(s["start_frame"], s["end_frame"], s["label"]) for s in offline]
+    status = json.loads((tmp_path / "out" / "status.json").read_text())
+    assert [s["name"] for s in status["streams"]] == ["blocks", "other", "blocks_2"]
+
+
+def test_live_page_in_chromium(ckpt, tmp_path):
+    """The live page in headless Chromium: the MJPEG preview updates (red, then yellow
+    frames), the label and the events appear, an end event links its clip. The watch runs in
+    this thread (a long real-time replay); the browser's thread stops it with SIGTERM."""
+    from pipelines.report_browser import chromium_path, launch_chromium
+
+    if chromium_path() is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing in CI: `make browser` installs it")
+        pytest.skip("no chromium: apt-get install chromium")
+    pytest.importorskip("playwright.sync_api")
+    video = write_blocks(tmp_path / "page.mp4", 60.0, block_s=2.0)
+    port = free_port()
+    seen: dict = {"colours": []}
+
+    def look() -> None:
+        try:
+            with launch_chromium() as browser:
+                page = browser.new_page()
+                for _ in range(300):
+                    try:
+                        page.goto(f"http://127.0.0.1:{port}/")
+                        break
+                    except Exception:  # noqa: BLE001 - the server is not up yet
+                        time.sleep(0.1)
+                page.wait_for_selector("section[data-stream='page'] img.preview", timeout=60000)
+                pixel = """() => { const img = document.querySelector('img.preview');
+                    if (!img.naturalWidth) return null;
+                    const c = document.createElement('canvas'); c.width = 4; c.height = 4;
+                    const g = c.getContext('2d'); g.drawImage(img, 0, 0, 4, 4);
+                    return Array.from(g.getImageData(2, 2, 1, 1).data.slice(0, 3)); }"""
+                colours = seen["colours"]
+                for _ in range(600):
+                    rgb = page.evaluate(pixel)
+                    if rgb is not None:
+                        kind = (
+                            "red"
+                            if rgb[0] > 150 and rgb[1] < 100
+                            else "yellow"
+                            if rgb[1] > 150
+                            else "?"
+                        )
+                        if not colours or colours[-1] != kind:
+                            colours.append(kind)
+                    link = page.query_selector("li[data-event='end'] a.clip")
+                    if len(set(colours) - {"?"}) == 2 and link:
+                        break
+                    time.sleep(0.1)
+                seen["label"] = page.text_content("section[data-stream='page'] .label")
+                seen["link"] = link = page.get_attribute("li[data-event='end'] a.clip", "href")
+                seen["clip"] = page.request.get(f"http://127.0.0.1:{port}{link}").body()[:8]
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            seen["error"] = exc
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)  # stops the watch (its handler)
+
+    threading.Thread(target=look, daemon=True).start()
+    watch(str(video), str(ckpt), str(tmp_path / "out"), realtime=True, state="windows",
+          latency_s=0.2, reconnect_s=0, device="cpu", progress=False, clips=True,
+          pre_roll_s=0.1, post_roll_s=0.1, serve=f"127.0.0.1:{port}", **RULES)  # fmt: skip
+    if "error" in seen:
+        raise seen["error"]
+    assert [c for c in seen["colours"] if c != "?"][:2] in (["red", "yellow"], ["yellow", "red"])
+    assert "(frame " in seen["label"]
+    assert seen["link"].startswith("/files/page/clips/") and seen["clip"][4:8] == b"ftyp"
