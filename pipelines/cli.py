@@ -14,10 +14,14 @@ registers writers, dataset kinds, temporal models or decoder backends (``video_l
 ``VIDEO_LSTM_PLUGINS`` and the ``video_lstm.plugins`` entry points load too). It is passed on
 to worker processes through ``VIDEO_LSTM_PLUGINS``.
 
-One style for every subcommand: jsonargparse options, spelled with underscores
-(``--dry_run``, ``--videos_per_class``); booleans take a value (``--dry_run true``,
-``--progress false``); ``--config FILE.yaml`` gives any of them from YAML. ``video-lstm COMMAND
---help`` shows the function's parameters and docstring. Modules are imported only for the
+One way to parse: every subcommand is a typed library function parsed by :func:`_cli`
+(jsonargparse ``CLI(fn)``), ``train`` by LightningCLI; ``video-lstm COMMAND --help`` shows the
+function's typed parameters and docstring. Options are spelled with underscores (``--dry_run``,
+``--videos_per_class``); booleans take a value (``--dry_run true``, ``--progress false``); a
+list takes several values, a repeated option or one list (``--configs a.yaml b.yaml``,
+``--grid x --grid y``, ``--classes [grow,shrink]``); ``--config FILE.yaml`` gives any of them
+from YAML (``extract-features`` and ``compare`` hand ``--config`` and the options after ``--``
+to the training parser). A new subcommand is one entry of :data:`COMMANDS` calling ``_cli``. Modules are imported only for the
 command that runs, and torch only when a model runs, so ``--help`` answers at once (``train``
 excepted: its options come from the Lightning module and data module classes).
 
@@ -29,8 +33,13 @@ with code 2; ``--debug`` shows the traceback instead. ``tools/*.py`` call :func:
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
+import inspect
+import json
+import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -80,6 +89,9 @@ def _cli(
 ) -> Any:
     """Parse ``argv`` against ``function``'s signature (jsonargparse) and call it.
 
+    Every subcommand but ``train`` (LightningCLI) goes through here. A list parameter takes
+    several values (``--configs a.yaml b.yaml``), a repeated option (``--grid a=1,2 --grid
+    b=3``) or one YAML/JSON list (``--classes [grow,shrink]``): :func:`_gather_lists`.
     A parse error raises ``argparse.ArgumentError`` (:func:`main` prints it as one line);
     ``--help`` prints and exits 0.
     """
@@ -87,12 +99,83 @@ def _cli(
 
     return CLI(
         function,
-        args=list(argv),
+        args=_gather_lists(argv, _list_params(function)),
         as_positional=as_positional,
         prog=f"video-lstm {command}",
         exit_on_error=False,
         epilog=epilog,
     )
+
+
+def _list_params(function: Callable[..., Any]) -> set[str]:
+    """The names of ``function``'s parameters typed as lists (``list[...]``, ``Sequence[...]``,
+    ``tuple[X, ...]``, optional or not)."""
+    names = set()
+    for name, param in inspect.signature(function).parameters.items():
+        text = str(param.annotation).replace("typing.", "").removeprefix("Optional[")
+        if re.match(r"(list|Sequence)\[|tuple\[[^]]*, \.\.\.\]", text):
+            names.add(name)
+    return names
+
+
+def _gather_lists(argv: Sequence[str], names: set[str]) -> list[str]:
+    """``--configs a b --grid x --grid y`` -> ``--configs ["a", "b"] --grid ["x", "y"]``.
+
+    The values of a list option run up to the next option; a repeated one appends, as argparse's
+    ``nargs="+"`` and ``action="append"`` did. One value that already is a list (``[a,b]``) and
+    ``--name=value`` are left as they are.
+    """
+    out: list[str | list[str]] = []
+    gathered: dict[str, list[str]] = {}
+    i = 0
+    while i < len(argv):
+        key = argv[i][2:] if argv[i].startswith("--") else None
+        end = i + 1
+        while key in names and end < len(argv) and not argv[end].startswith("-"):
+            end += 1
+        values = list(argv[i + 1 : end])
+        if key not in names or not values or (len(values) == 1 and values[0].startswith("[")):
+            out.append(argv[i])
+            i += 1
+            continue
+        if key not in gathered:
+            gathered[key] = []
+            out += [argv[i], gathered[key]]  # the list holds its place; repeats extend it
+        gathered[key] += values
+        i = end
+    return [json.dumps(a) if isinstance(a, list) else a for a in out]
+
+
+def _bind_first(function: Callable[..., Any], value: Any) -> Callable[..., Any]:
+    """``function`` with its first parameter given: what :func:`_cli` reads (the signature and
+    docstring) lists the other parameters only."""
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return function(value, *args, **kwargs)
+
+    signature = inspect.signature(function)
+    call.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])  # type: ignore[attr-defined]
+    return call
+
+
+def _split_options(argv: Sequence[str], names: set[str]) -> tuple[list[str], list[str]]:
+    """``(options named in names (with their values) and -h/--help, everything else)``."""
+    mine: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        key = argv[i][2:].partition("=")[0] if argv[i].startswith("--") else None
+        if argv[i] in ("-h", "--help"):
+            mine.append(argv[i])
+        elif key in names:
+            takes = 0 if "=" in argv[i] else 1
+            mine += argv[i : i + 1 + takes]
+            i += takes
+        else:
+            rest.append(argv[i])
+        i += 1
+    return mine, rest
 
 
 def _one_line(message: str) -> str:
@@ -191,6 +274,46 @@ def _make_untrimmed(argv: Sequence[str]) -> int:
     return 0
 
 
+def _extract_features(argv: Sequence[str]) -> int:
+    from video_lstm.errors import UsageError
+    from video_lstm.training.extract import extract_for_config
+
+    own = set(inspect.signature(extract_for_config).parameters) - {"config_args"}
+    mine, training = _split_options(_gather_lists(argv, _list_params(extract_for_config)), own)
+    if not training and not {"-h", "--help"} & set(mine):
+        raise UsageError("give the training config, e.g. --config configs/compare/lstm.yaml")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    epilog = ("--config and every other option (--data.*, --model.*, --threads) go to the "
+              "training parser: see video-lstm train fit --help.")  # fmt: skip
+    _cli("extract-features", _bind_first(extract_for_config, training), mine, epilog=epilog)
+    return 0
+
+
+def _compare(argv: Sequence[str]) -> int:
+    from video_lstm.training.compare import compare
+
+    argv = list(argv)
+    cut = argv.index("--") if "--" in argv else len(argv)  # after --: for every training run
+    argv, extra = argv[:cut], argv[cut + 1 :]
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = [*argv, *(["--extra", json.dumps(extra)] if extra else [])]
+    epilog = "Arguments after -- go to every training run (e.g. -- --trainer.max_epochs 8)."
+
+    @functools.wraps(compare)
+    def run(*args: Any, **kwargs: Any) -> tuple[list[dict[str, Any]], Path]:
+        bound = inspect.signature(compare).bind(*args, **kwargs)
+        bound.apply_defaults()
+        return compare(*args, **kwargs), Path(bound.arguments["out"])
+
+    run.__signature__ = inspect.signature(compare)  # type: ignore[attr-defined]
+    rows, out = _cli("compare", run, args, as_positional=False, epilog=epilog)
+    for table in ("compare.md", "compare_seeds.md"):
+        if (out / table).is_file():
+            print((out / table).read_text())
+    print(f"{len(rows)} runs; table and plot in {out}")
+    return 0
+
+
 def _entry(module: str, name: str) -> Callable[[Sequence[str]], int | None]:
     def call(argv: Sequence[str]) -> int | None:
         result = getattr(importlib.import_module(module), name)(list(argv))
@@ -211,10 +334,7 @@ COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int | None]]] = {
         "LightningCLI: fit / validate / test / predict",
         _entry("video_lstm.training.cli", "main"),
     ),
-    "extract-features": (
-        "cache per-frame backbone features for fast training",
-        _entry("video_lstm.training.extract", "main"),
-    ),
+    "extract-features": ("cache per-frame backbone features for fast training", _extract_features),
     "evaluate": (
         "video-level top-1/top-5, per-class CSV, confusion matrix",
         _entry("video_lstm.training.evaluate", "main"),
@@ -223,10 +343,7 @@ COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int | None]]] = {
         "choose the segment rules on validation videos, store them in the checkpoint",
         _entry("video_lstm.training.calibrate", "main"),
     ),
-    "compare": (
-        "train several configs on the same data and tabulate them",
-        _entry("video_lstm.training.compare", "main"),
-    ),
+    "compare": ("train several configs on the same data and tabulate them", _compare),
     "make-dataset": (
         "write the synthetic action dataset (UCF101 layout) and demo videos",
         _make_dataset,

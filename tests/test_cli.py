@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,13 +35,38 @@ def test_usage_and_unknown_command(capsys):
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
-def test_every_subcommand_has_help(name, capsys):
+def test_every_subcommand_has_help_with_typed_options(name, capsys):
+    """Every command parses through CLI(fn) (train: LightningCLI), so --help lists typed options."""
+    argv = [name, "fit", "--help"] if name == "train" else [name, "--help"]
     with pytest.raises(SystemExit) as exc:
-        main([name, "--help"])
+        main(argv)
     assert exc.value.code == 0
-    out = capsys.readouterr().out.lower()
-    assert "usage" in out
+    out = " ".join(capsys.readouterr().out.split())
+    assert "usage" in out.lower()
     assert f"video-lstm {name}" in out  # the prog names the subcommand, not the script alone
+    assert "type: " in out, out[-1500:]  # e.g. "(type: int, default: 64)", "(required, type: str)"
+
+
+def _record(
+    configs: list[str], out: str = "runs/x", *, grid: Sequence[str] = (), extra: list[str] = ()
+) -> dict:
+    """A typed function to parse against: returns what it was given."""
+    return {"configs": configs, "out": out, "grid": list(grid), "extra": extra}
+
+
+def test_list_options_take_several_values_repeats_or_one_list():
+    from pipelines.cli import _cli
+
+    def parse(*argv):
+        return _cli("x", _record, list(argv), as_positional=False)
+
+    assert parse("--configs", "a.yaml", "b.yaml", "--out", "o", "--grid", "lr=1,2",
+                 "--grid", "seed=0") == {"configs": ["a.yaml", "b.yaml"], "out": "o",
+                                         "grid": ["lr=1,2", "seed=0"], "extra": []}  # fmt: skip
+    assert parse("--configs", "[a.yaml,b.yaml]")["configs"] == ["a.yaml", "b.yaml"]
+    assert parse("--configs=[c.yaml]", "--extra", '["--trainer.max_epochs=1"]')["extra"] == [
+        "--trainer.max_epochs=1"
+    ]
 
 
 # ------------------------------------------------------------------ inputs made by the tests

@@ -208,10 +208,10 @@ def test_compare_on_ray_tune_trials_match_the_table(ray_local, tiny, features, t
     rows = compare(
         [base, entry],
         out,
-        base_configs=[base],
+        base=[base],
         names=["convlstm", "convgru"],
         grid=["model.lr=0.003"],
-        extra_args=["--trainer.max_epochs=1"],
+        extra=["--trainer.max_epochs=1"],
         engine="ray",
     )
     names = ["convlstm_lr=0.003", "convgru_lr=0.003"]

@@ -190,9 +190,7 @@ def test_compare_writes_table_and_plot(tiny, features, tmp_path):
     entry.write_text(
         yaml.safe_dump({"model": {"model_args": {**MODEL_ARGS, "temporal": "convgru"}}})
     )
-    rows = compare(
-        [base, entry], tmp_path / "cmp", base_configs=[base], names=["convlstm", "convgru"]
-    )
+    rows = compare([base, entry], tmp_path / "cmp", base=[base], names=["convlstm", "convgru"])
     assert [r["temporal"] for r in rows] == ["convlstm", "convgru"]
     assert all(r["epochs"] == 2 and 0 <= r["video_top1"] <= 1 for r in rows)
     assert rows[0]["params_total"] > rows[0]["params_trained"] > 0

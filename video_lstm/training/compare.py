@@ -2,14 +2,14 @@
 
 Each entry is a YAML (typically a model config such as ``configs/model/lstm_lite0.yaml``) layered
 over shared base configs (data + trainer), trained with the training CLI in this process. The
-table (``compare.csv``, ``compare.md``) and a plot (``compare.png``) go to ``out_dir``; each run's
-logs, checkpoints and resolved config go to ``out_dir/<name>/version_N``.
+table (``compare.csv``, ``compare.md``) and a plot (``compare.png``) go to ``out``; each run's
+logs, checkpoints and resolved config go to ``out/<name>/version_N``.
 
 A parameter grid (``--grid model.lr=0.001,0.003``) multiplies the entries; with
 ``--grid seed_everything=0,1,2`` the runs of each entry are also summarised over the seeds (mean,
 min, max) in ``compare_seeds.md``. ``engine="local"``
 trains the trials one after another; ``engine="ray"`` runs them as parallel Ray Tune trials on a
-local Ray or a cluster (Tune's own state in ``out_dir/tune``), all reading the same feature cache,
+local Ray or a cluster (Tune's own state in ``out/tune``), all reading the same feature cache,
 and writes the same table and plot.
 """
 
@@ -24,7 +24,7 @@ import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from video_lstm.io.files import atomic_path
 
@@ -152,13 +152,13 @@ def train_one(name: str, args: Sequence[str], out_dir: str | Path) -> dict[str, 
 
 def compare(
     configs: Sequence[str | Path],
-    out_dir: str | Path,
+    out: str | Path = "runs/compare",
     *,
-    base_configs: Sequence[str | Path] = (),
-    extra_args: Sequence[str] = (),
+    base: Sequence[str | Path] = (),
+    extra: Sequence[str] = (),
     names: Sequence[str] | None = None,
     grid: Sequence[str] = (),
-    engine: str = "local",
+    engine: Literal["local", "ray"] = "local",
     address: str | None = None,
     cpus_per_trial: int = 1,
     gpus_per_trial: float = 0.0,
@@ -166,10 +166,11 @@ def compare(
     """Train each config (times each grid combination) on the same data; write table and plot.
 
     Args:
-        configs: One YAML per entry, layered after ``base_configs``.
-        out_dir: Folder of the table, plot and per-run logs.
-        base_configs: Shared YAMLs (data, trainer) given before each entry.
-        extra_args: Extra CLI arguments for every run (e.g. ``--trainer.max_epochs=8``).
+        configs: One YAML per entry (a model config), layered after ``base``.
+        out: Folder of the table, plot and per-run logs.
+        base: Shared YAMLs (data, trainer) given before each entry.
+        extra: Extra training CLI arguments for every run (e.g. ``--trainer.max_epochs=8``;
+            on the command line: after ``--``).
         names: Row names (default: the config file stems).
         grid: Parameter grid, ``KEY=V1,V2`` items (see :func:`expand_grid`).
         engine: ``local`` trains the trials one after another in this process; ``ray`` runs
@@ -184,13 +185,13 @@ def compare(
     """
     if engine not in ("local", "ray"):
         raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
-    out = Path(out_dir).resolve()
+    out = Path(out).resolve()
     trials = []
     for name, config, grid_args in expand_grid(configs, names, grid):
         args: list[str] = []
-        for c in [*base_configs, config]:
+        for c in [*base, config]:
             args += ["--config", str(Path(c).resolve())]
-        trials.append((name, [*args, *extra_args, *grid_args]))
+        trials.append((name, [*args, *extra, *grid_args]))
     if engine == "ray":
         rows = _train_on_ray(trials, out, address=address, cpus=cpus_per_trial, gpus=gpus_per_trial)
         write_table(rows, out)
@@ -355,54 +356,3 @@ def plot_comparison(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-
-
-def main(argv: list[str] | None = None) -> None:
-    from jsonargparse import ActionConfigFile, ArgumentParser
-
-    p = ArgumentParser(
-        prog="video-lstm compare",
-        description="Train several configs on the same data; write a table (CSV + markdown) and a plot. Arguments after -- go to every training run.",
-        exit_on_error=False,
-    )
-    p.add_argument("--config", action=ActionConfigFile, help="a YAML of these options")
-    p.add_argument("--configs", nargs="+", required=True, help="one YAML per compared model")
-    p.add_argument("--base", nargs="*", default=[], help="shared YAMLs (data, trainer)")
-    p.add_argument("--names", nargs="*", default=None, help="row names (default: file stems)")
-    p.add_argument("--out", default="runs/compare")
-    p.add_argument(
-        "--grid",
-        action="append",
-        default=[],
-        metavar="KEY=V1,V2",
-        help="parameter grid, repeatable (e.g. --grid model.lr=0.001,0.003): every config "
-        "runs with every combination",
-    )
-    p.add_argument(
-        "--engine",
-        choices=["local", "ray"],
-        default="local",
-        help="local: one trial after another; ray: parallel Ray Tune trials",
-    )
-    p.add_argument("--address", default=None, help="Ray cluster (default: a local Ray)")
-    p.add_argument("--cpus_per_trial", type=int, default=1, help="CPUs per Ray trial")
-    p.add_argument("--gpus_per_trial", type=float, default=0.0, help="GPUs per Ray trial")
-    p.add_argument("extra", nargs="*", help="extra training CLI arguments (after --)")
-    a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    rows = compare(
-        a.configs,
-        a.out,
-        base_configs=a.base,
-        extra_args=a.extra,
-        names=a.names,
-        grid=a.grid,
-        engine=a.engine,
-        address=a.address,
-        cpus_per_trial=a.cpus_per_trial,
-        gpus_per_trial=a.gpus_per_trial,
-    )
-    print((Path(a.out) / "compare.md").read_text())
-    if (Path(a.out) / "compare_seeds.md").is_file():
-        print((Path(a.out) / "compare_seeds.md").read_text())
-    print(f"{len(rows)} runs; table and plot in {a.out}")

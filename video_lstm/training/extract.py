@@ -3,6 +3,10 @@
     video-lstm extract-features --config configs/data/synthetic.yaml \\
         --config configs/compare/lstm.yaml [--device cuda] [--subsets train test] [--threads 2]
 
+The console script parses this function's own options (``--subsets``, ``--device``,
+``--chunk_frames``, ``--progress``) from its signature and hands everything else to the training
+parser (``config_args``).
+
 The training config decides everything: the model (its backbone, stage, pooling, frame size),
 the dataset (root, layout, split), ``frame_interval``, ``decode_size`` and ``data.features_dir``.
 Interrupted runs resume (finished per-video files are kept).
@@ -10,10 +14,9 @@ Interrupted runs resume (finished per-video files are kept).
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +24,7 @@ log = logging.getLogger(__name__)
 def extract_for_config(
     config_args: list[str],
     *,
-    subsets: tuple[str, ...] | None = None,
+    subsets: list[Literal["train", "test", "val"]] | None = None,
     device: str = "cpu",
     chunk_frames: int = 64,
     progress: bool = True,
@@ -83,47 +86,3 @@ def extract_for_config(
         log.info("%s: %d videos cached, %d failed", out, len(index["videos"]), len(index["failed"]))
         result[subset] = index
     return result
-
-
-def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Command line of :func:`extract_for_config` (``tools/extract_features.py``)."""
-    from video_lstm.errors import UsageError
-
-    p = argparse.ArgumentParser(
-        prog="video-lstm extract-features",
-        description=__doc__,
-        epilog="Every other option (--config, --data.*, --model.*) goes to the training parser.",
-        formatter_class=argparse.RawTextHelpFormatter,
-        exit_on_error=False,
-    )
-    p.add_argument("--subsets", nargs="+", default=None, choices=["train", "test", "val"])
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--chunk_frames", type=int, default=64)
-    p.add_argument("--progress", type=_bool, default=True, metavar="{true,false}")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="CPU threads (default: the idle cores, at most the physical ones)",
-    )
-    args, rest = p.parse_known_args(argv)
-    if not rest:
-        raise UsageError("give the training config, e.g. --config configs/compare/lstm.yaml")
-    if args.threads is not None:  # applied by the training parser, like `train --threads`
-        rest = [*rest, "--threads", str(args.threads)]
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    return extract_for_config(
-        rest,
-        subsets=tuple(args.subsets) if args.subsets else None,
-        device=args.device,
-        chunk_frames=args.chunk_frames,
-        progress=args.progress,
-    )
-
-
-def _bool(text: str) -> bool:
-    """``true``/``false`` (also yes/no, 1/0), as jsonargparse's booleans on the other commands."""
-    value = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
-    if text.lower() not in value:
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-    return value[text.lower()]
