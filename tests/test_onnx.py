@@ -181,6 +181,20 @@ def test_onnx_predictor_matches_torch_on_frames_and_windows(checkpoint, exported
     assert "CPUExecutionProvider" in onnx_pred.plan.providers
 
 
+def test_step_graph_carries_the_state_of_a_recurrent_model(exported):
+    pred = OnnxPredictor(exported, device="cpu", threads=1)
+    assert pred.stateful and exported.with_name("model.step.onnx").is_file()
+    feats = pred.features(verification_frames(64, 12))
+    windows = np.stack([feats[s : s + 4] for s in range(0, 8, 2)])
+    want = pred.score_windows(windows)
+    for w, p in zip(windows, want, strict=True):
+        state = pred.init_state()
+        for feat in w:  # one stream, one step at a time, the state passed back in
+            probs, state = pred.step(feat[None], state)
+        np.testing.assert_allclose(probs[0], p, atol=1e-5)
+    assert read_export(exported).info["verification"]["max_step_prob_diff"] <= 1e-4
+
+
 def test_export_refuses_beyond_its_tolerance_and_writes_nothing(checkpoint, tmp_path):
     out = tmp_path / "strict.onnx"
     with pytest.raises(ExportError, match="nothing was written"):

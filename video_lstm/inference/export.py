@@ -2,7 +2,9 @@
 
 What is written, and how ``--runtime onnx`` reads it: ``video_lstm.inference.runtime.ort``.
 In short, ``OUT.onnx`` is the frame encoder (dynamic batch of frames), ``OUT.head.onnx`` the
-temporal model + head + softmax over a fixed batch of windows, ``OUT.onnx.json`` the metadata.
+temporal model + head + softmax over a fixed batch of windows, ``OUT.step.onnx`` (recurrent
+models) one step of one stream with the state as explicit inputs and outputs, for a live path
+that carries state, and ``OUT.onnx.json`` the metadata.
 
 The graphs come from the model the torch runtime runs (BatchNorm folded into the convs, eval
 mode), through the TorchScript-based exporter (``torch.onnx.export(dynamo=False)``) at opset
@@ -149,6 +151,21 @@ class _Encoder:
 
         return WindowGraph().eval()
 
+    @staticmethod
+    def step(model: Any) -> Any:
+        import torch
+
+        class StepGraph(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = model
+
+            def forward(self, features: torch.Tensor, *state: torch.Tensor) -> Any:
+                logits, new = self.model.step_features(features, tuple(state))
+                return (logits.float().softmax(-1), *new)  # (1, K), state...
+
+        return StepGraph().eval()
+
 
 def _sliding(feats: np.ndarray, clip_len: int) -> np.ndarray:
     """Every window of ``clip_len`` consecutive features (stride 1): ``(W, L, ...)``."""
@@ -233,6 +250,7 @@ def export_onnx(
                 input_names=["windows"], output_names=["probs"], opset_version=opset,
                 dynamo=False,
             )  # fmt: skip
+        step = _export_step(ref_model, feats, tmp / f"{out.stem}.step.onnx", opset)
         doc: dict[str, Any] = {
             "format": EXPORT_FORMAT,
             "opset": opset,
@@ -240,6 +258,7 @@ def export_onnx(
             "head": head_path.name,
             "window_batch": window_batch,
             "feature_shape": list(feats.shape[1:]),
+            "step": step,
             "precision": "fp32",
             "checkpoint": Path(checkpoint).name,
             "checkpoint_sha256": file_digest(checkpoint),
@@ -254,6 +273,11 @@ def export_onnx(
             want = reference.score_windows(torch.from_numpy(windows)).numpy()
         feat_diff = float(np.abs(got_feats - feats).max())
         prob_diff = float(np.abs(probs - want).max())
+        step_diff = None
+        if step is not None:  # the windows again, stepped from the zero state
+            stepped = np.stack([_run_steps(onnx_pred, w) for w in windows[:4]])
+            step_diff = float(np.abs(stepped - want[:4]).max())
+            prob_diff = max(prob_diff, step_diff)
         if not prob_diff <= tolerance:  # also refuses NaN
             raise ExportError(
                 f"{checkpoint}: the ONNX graphs differ from torch by {prob_diff:.2e} in a window "
@@ -266,12 +290,15 @@ def export_onnx(
             "source": str(video) if video is not None else "photographs",
             "max_prob_diff": prob_diff,
             "max_feature_diff": feat_diff,
+            "max_step_prob_diff": step_diff,  # None: no step graph
             "tolerance": tolerance,
         }
         _embed_metadata(enc_path, doc)
         side.write_text(json.dumps(doc, indent=2))
         final_side = sidecar_path(out)
         # The sidecar last: a reader that finds it finds both graphs complete.
+        if step is not None:
+            os.replace(tmp / step["file"], out.with_name(step["file"]))
         os.replace(head_path, out.with_name(head_path.name))
         os.replace(enc_path, out)
         os.replace(side, final_side)
@@ -287,6 +314,44 @@ def export_onnx(
         frames=len(frames),
         windows=len(windows),
     )
+
+
+def _export_step(model: Any, feats: np.ndarray, path: Path, opset: int) -> dict[str, Any] | None:
+    """The stateful step graph of a recurrent model (``None`` for others): one stream's
+    ``features (1, ...)`` and state in, ``probs (1, K)`` and the next state out.
+
+    Traced on a state one step in (not the zero state, which some steps treat apart).
+    """
+    import torch
+
+    if not getattr(model, "stateful", False):
+        return None
+    x = torch.from_numpy(feats[:2].copy())  # (2, ...): two steps of one stream
+    with torch.inference_mode():
+        state = model.init_state(1, x[:1])
+        _, state = model.step_features(x[:1], state)
+    state = tuple(s.clone() for s in state)
+    names = [f"state_{i}" for i in range(len(state))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _Encoder.step(model), (x[1:2], *state), str(path),
+            input_names=["features", *names], output_names=["probs", *[f"{n}_out" for n in names]],
+            opset_version=opset, dynamo=False,
+        )  # fmt: skip
+    return {
+        "file": path.name,
+        "state": [{"shape": list(s.shape), "dtype": str(s.dtype).removeprefix("torch.")}
+                  for s in state],
+    }  # fmt: skip
+
+
+def _run_steps(predictor: Any, window: np.ndarray) -> np.ndarray:
+    """Probabilities after stepping ``window``'s ``L`` features from the zero state."""
+    state = predictor.init_state()
+    for feat in window:
+        probs, state = predictor.step(feat[None], state)
+    return probs[0]
 
 
 def _embed_metadata(path: Path, doc: dict[str, Any]) -> None:

@@ -7,6 +7,9 @@
 - ``model.head.onnx``: the temporal model, head and softmax, ``windows (B, L, ...)`` ->
   ``probs (B, K)`` for a fixed window batch ``B`` (the last batch is padded; see
   :meth:`OnnxPredictor.score_windows`);
+- ``model.step.onnx`` (recurrent models only): one sampled step of one stream, ``features (1,
+  ...)`` and ``state_0..state_n`` in, ``probs (1, K)`` and ``state_0_out..`` out, the state a
+  flat tuple as the models' ``init_state``/``step_features`` (:meth:`OnnxPredictor.step`);
 - ``model.onnx.json``: the checkpoint's metadata (``ModelMeta``: classes, clip length, frame
   interval, input and decode size, normalisation, segment rules, calibration) and the export's
   own (opset, graph files, window batch, precision, the verification against torch). The same
@@ -219,6 +222,42 @@ class OnnxPredictor:
         )
         self._frames_in = self.encoder.get_inputs()[0].name
         self._windows_in = self.head.get_inputs()[0].name
+        step = self.export.info.get("step")
+        self.stepper = None
+        if step:
+            path = self.export.encoder.with_name(step["file"])
+            self.stepper = ort.InferenceSession(str(path), options, providers=providers)
+            self._state_spec = [(tuple(s["shape"]), np.dtype(s["dtype"])) for s in step["state"]]
+
+    @property
+    def stateful(self) -> bool:
+        """Whether the export has a step graph (a recurrent model): :meth:`step` works."""
+        return self.stepper is not None
+
+    def init_state(self) -> tuple[np.ndarray, ...]:
+        """The zero state of one stream before its first step (see :meth:`step`)."""
+        if self.stepper is None:
+            raise ValueError(f"{self.checkpoint}: no step graph (the model is not recurrent)")
+        return tuple(np.zeros(shape, dtype) for shape, dtype in self._state_spec)
+
+    def step(
+        self, feat_t: np.ndarray, state: tuple[np.ndarray, ...]
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """One sampled step of one stream: ``(probs (1, K), next state)``.
+
+        ``L`` steps from :meth:`init_state` give the probabilities :meth:`score_windows` gives
+        for those ``L`` features (checked at export).
+
+        Args:
+            feat_t: One step's features ``(1, D)`` or ``(1, C, h, w)`` (from :meth:`features`).
+            state: From :meth:`init_state` or the previous call.
+        """
+        if self.stepper is None:
+            raise ValueError(f"{self.checkpoint}: no step graph (the model is not recurrent)")
+        feeds = {"features": np.asarray(feat_t, dtype=np.float32)}
+        feeds.update({f"state_{i}": s for i, s in enumerate(state)})
+        probs, *new = self.stepper.run(None, feeds)
+        return probs, tuple(new)
 
     @property
     def device(self) -> RuntimeDevice:
