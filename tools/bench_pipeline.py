@@ -21,11 +21,15 @@ with all ``--threads``, against 2 concurrent runners on the same folder with 1 t
 of ``annotate_video`` in fresh subprocesses for a short and a long video, and the engine row:
 ``run --engine ray`` with 2 single-thread workers against ``--engine local`` (one process,
 ``--threads``) over ``--engine-videos`` short videos, outputs compared (``--engine-only`` runs
-just this row).
+just this row), and the runtime rows: torch against ONNX Runtime (``video-lstm export``) for the
+CNN stage (the default compact model and ``--demo-checkpoint``, interleaved rounds), end to end
+``annotate`` x real time, and peak RSS of a fresh inference-only process of each (the ONNX one
+imports no torch), segments compared (``--runtime-only`` runs just these).
 
     python tools/bench_pipeline.py                       # 60 s video, 10 min for peak memory
     python tools/bench_pipeline.py --seconds 20 --long-minutes 2 --repeats 1   # quick look
     python tools/bench_pipeline.py --device cuda --height 720   # GPU path, with GPU utilisation
+    python tools/bench_pipeline.py --runtime-only --demo-checkpoint demo_output/model.ckpt
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -178,6 +183,20 @@ def runner_records(out: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in (out / ".video_lstm" / "records").glob("*.json")]
 
 
+def peak_rss_mib() -> float:
+    """This process's peak RSS (VmHWM). Not ``ru_maxrss``: Linux keeps that across execve, so a
+    child started by this torch-loaded process reported the parent's size at fork (a child
+    that touches 14 MB reported 813 MB under an 800 MB parent)."""
+    import re
+
+    status = Path("/proc/self/status")
+    if status.is_file():
+        m = re.search(r"VmHWM:\s+(\d+) kB", status.read_text())
+        if m:
+            return int(m.group(1)) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 def rss_child(video: str, checkpoint: str, out: str) -> None:
     """Subprocess body: annotate, print peak RSS in MiB as JSON."""
     t0 = time.perf_counter()
@@ -185,7 +204,7 @@ def rss_child(video: str, checkpoint: str, out: str) -> None:
         outputs=E2E_OUTPUTS, device="cpu", threads=torch.get_num_threads()
     )
     result = annotate_video(video, checkpoint, out, settings, progress=False)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = peak_rss_mib()
     print(
         json.dumps(
             {"peak_rss_mib": peak, "frames": result.info.num_frames, "s": time.perf_counter() - t0}
@@ -262,6 +281,98 @@ def engine_row(work: Path, ckpt: Path, *, videos: int, seconds: float, threads: 
     print(f"  outputs identical (segments of every video): {same}")
 
 
+# A fresh process that annotates with one runtime and reports its peak RSS; it imports only
+# what that runtime imports (the ONNX one no torch), so the figure is that of a deployment.
+# Peak RSS is VmHWM, not ru_maxrss: Linux keeps ru_maxrss across execve, so a child of this
+# (torch-loaded, ~1.4 GB) process would report the parent's size at fork.
+_RSS_CODE = """
+import json, re, sys, time
+from pathlib import Path
+from video_lstm.inference.annotate import annotate_video
+from video_lstm.inference.settings import AnnotateSettings
+video, model, out, runtime, threads, outputs = sys.argv[1:]
+t0 = time.perf_counter()
+settings = AnnotateSettings.from_flat(outputs=outputs.split(","), device="cpu",
+                                      threads=int(threads), runtime=runtime)
+result = annotate_video(video, model, out, settings, progress=False)
+hwm = re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text())
+print(json.dumps({"peak_rss_mib": int(hwm.group(1)) / 1024,
+                  "frames": result.info.num_frames, "s": time.perf_counter() - t0,
+                  "torch": "torch" in sys.modules}))
+"""
+
+
+def runtime_rows(work: Path, video: Path, ckpt: Path, demo: Path | None, args: Any) -> None:
+    """torch against ONNX Runtime in this run: CNN frames/s (compact model, and the demo model
+    when given), end to end x real time, peak RSS of a fresh process each; same threads."""
+    try:
+        from video_lstm.inference.export import export_onnx
+        from video_lstm.inference.runtime.ort import OnnxPredictor
+    except ImportError:
+        print("\nruntime rows skipped: pip install 'video_lstm[onnx]'")
+        return
+    threads, fps = args.threads, 30
+    models = {"compact (untrained)": ckpt}
+    if demo is not None:
+        models["demo model"] = demo
+    print(
+        f"\nruntimes: torch {torch.__version__} against onnxruntime "
+        f"{__import__('onnxruntime').__version__} (CPU provider), {threads} threads each; "
+        f"1-min load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
+    print(f"{'CNN stage (frames/s)':<34}{'torch':>10}{'onnx':>10}{'onnx/torch':>12}")
+    exported: dict[str, Path] = {}
+    for name, path in models.items():
+        onnx_path = work / f"{Path(path).stem}_{abs(hash(name)) % 10**6}.onnx"
+        export_onnx(path, onnx_path)
+        exported[name] = onnx_path
+        tp = Predictor.from_checkpoint(path, device="cpu")
+        op = OnnxPredictor(onnx_path, device="cpu", threads=threads)
+        size = tp.meta.decode_size or tp.meta.frame_size
+        with open_video(video, size=size, backend="pyav") as r:
+            frames = r.get_frames(np.arange(0, 64 * tp.meta.frame_interval, tp.meta.frame_interval))
+        rounds = max(3, args.repeats)
+        t = median_times(
+            {
+                "torch": lambda tp=tp, f=frames: tp.features(f),
+                "onnx": lambda op=op, f=frames: op.features(f),
+            },
+            rounds,
+        )
+        a, b = len(frames) / t["torch"], len(frames) / t["onnx"]
+        print(f"{name + f' ({size} px)':<34}{a:>10.1f}{b:>10.1f}{b / a:>12.2f}")
+
+    n = round(args.seconds * fps)
+    tp = Predictor.from_checkpoint(ckpt, device="cpu")
+    op = OnnxPredictor(exported["compact (untrained)"], device="cpu", threads=threads)
+
+    def e2e(pred: Any, runtime: str) -> None:
+        settings = AnnotateSettings.from_flat(
+            outputs=E2E_OUTPUTS, threads=threads, runtime=runtime, device="cpu"
+        )
+        annotate_video(str(video), pred, str(work / f"e2e_{runtime}"), settings, progress=False)
+
+    t = median_times(
+        {"torch": lambda: e2e(tp, "torch"), "onnx": lambda: e2e(op, "onnx")}, args.repeats
+    )
+    same = _segments(work / "e2e_torch") == _segments(work / "e2e_onnx")
+    print(f"{'end to end x real time':<34}{n / t['torch'] / fps:>10.1f}{n / t['onnx'] / fps:>10.1f}"
+          f"{t['torch'] / t['onnx']:>12.2f}")  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    rss = {}
+    for runtime, model in (("torch", ckpt), ("onnx", exported["compact (untrained)"])):
+        out = subprocess.run(
+            [sys.executable, "-c", _RSS_CODE, str(video), str(model), str(work / f"rss_{runtime}"),
+             runtime, str(threads), ",".join(E2E_OUTPUTS)],
+            check=True, capture_output=True, text=True, env=env,
+        ).stdout.strip().splitlines()[-1]  # fmt: skip
+        rss[runtime] = json.loads(out)
+    a, b = rss["torch"]["peak_rss_mib"], rss["onnx"]["peak_rss_mib"]
+    print(f"{'peak RSS, fresh process (MiB)':<34}{a:>10.0f}{b:>10.0f}{b / a:>12.2f}")
+    print(f"  {n} frames ({args.seconds:g} s at {fps} fps), outputs {E2E_OUTPUTS}; segments "
+          f"identical: {same}; the ONNX process imported torch: {rss['onnx']['torch']}")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -283,6 +394,13 @@ def main() -> None:
     ap.add_argument("--engine-videos", type=int, default=20, help="engine row (0 = skip)")
     ap.add_argument("--engine-seconds", type=float, default=10.0, help="length of each")
     ap.add_argument("--engine-only", action="store_true", help="run only the engine row")
+    ap.add_argument("--runtime-only", action="store_true", help="run only the runtime rows")
+    ap.add_argument(
+        "--demo-checkpoint",
+        type=Path,
+        default=ROOT / "demo_output" / "model.ckpt",
+        help="the demo's model for the runtime rows' CNN row (skipped where it is missing)",
+    )
     ap.add_argument(
         "--runner-videos",
         type=int,
@@ -311,6 +429,10 @@ def main() -> None:
     ckpt = make_checkpoint(
         work / "model.pt", clip_len=args.clip_len, frame_interval=args.frame_interval
     )
+    demo = args.demo_checkpoint if args.demo_checkpoint.is_file() else None
+    if args.runtime_only:
+        runtime_rows(work, video, ckpt, demo, args)
+        return
     if args.engine_only:
         engine_row(
             work, ckpt, videos=args.engine_videos, seconds=args.engine_seconds, threads=args.threads
@@ -510,6 +632,7 @@ def main() -> None:
         engine_row(
             work, ckpt, videos=args.engine_videos, seconds=args.engine_seconds, threads=args.threads
         )
+    runtime_rows(work, video, ckpt, demo, args)
     print(f"\nfiles in {work}")
 
 
