@@ -159,3 +159,33 @@ def test_first_ten_minutes_block_runs_on_a_tiny_demo(tmp_path: Path):
     assert "Open in a browser: demo_output/annotated/index.html" in demo
     assert (tmp_path / "demo_output" / "annotated" / "index.html").is_file()
     assert (tmp_path / "my_run" / "index.html").is_file()
+
+
+@pytest.mark.slow
+def test_deploy_block_runs_as_written(tmp_path: Path):
+    """The block under "Deploy", run for real: a small checkpoint and test videos where the
+    demo puts them, then export, annotate and run with ``--runtime onnx`` as written (slow:
+    three processes, one of them loading torch; ``tests/test_onnx.py`` covers the same
+    commands in ``make test``)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_annotate import make_checkpoint, write_video
+
+    text = README.read_text()
+    section = text[text.index("## Deploy") :]
+    block = next(body for kind, body in FENCE.findall(section) if kind == "bash")
+    (tmp_path / "demo_output").mkdir()
+    make_checkpoint(tmp_path / "demo_output" / "model.ckpt")
+    test = tmp_path / "demo_output" / "data" / "videos" / "test"
+    test.mkdir(parents=True)
+    for i, n in enumerate((40, 25)):
+        write_video(test / f"test_{i:03d}.mp4", n)
+    ran = []
+    for cmd in commands(block):
+        assert cmd[0].endswith("video-lstm"), f"README Deploy: unexpected command {cmd}"
+        proc = _python(["-m", "pipelines.cli", *cmd[1:], "--debug"], tmp_path, timeout=300)
+        assert proc.returncode == 0, f"{cmd}:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+        ran.append(cmd[1])
+    assert ran == ["export", "annotate", "run"]
+    assert (tmp_path / "deploy" / "model.onnx.json").is_file()
+    assert (tmp_path / "one" / "test_000.json").is_file()
+    assert (tmp_path / "all" / "test_001.mp4.json").is_file()
