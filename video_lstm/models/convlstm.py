@@ -290,12 +290,15 @@ class _ConvRNN(nn.Module):
         self,
         make_cell,
         input_size: int,
-        hidden_sizes: list[int],
-        kernel_sizes: list[int],
+        hidden_sizes: int | list[int],
+        kernel_sizes: int | list[int],
         dropout: float,
         bidirectional: bool,
     ) -> None:
         super().__init__()
+        hidden_sizes = [hidden_sizes] if isinstance(hidden_sizes, int) else list(hidden_sizes)
+        if isinstance(kernel_sizes, int):  # one kernel for every layer
+            kernel_sizes = [kernel_sizes] * len(hidden_sizes)
         if not hidden_sizes:
             raise ValueError("hidden_sizes must name at least one layer")
         if len(kernel_sizes) != len(hidden_sizes):
@@ -426,10 +429,6 @@ class ConvLSTM(_ConvRNN):
         dropout: float = 0.0,
         bidirectional: bool = False,
     ) -> None:
-        hidden_sizes = [hidden_sizes] if isinstance(hidden_sizes, int) else list(hidden_sizes)
-        if isinstance(kernel_sizes, int):
-            kernel_sizes = [kernel_sizes] * len(hidden_sizes)
-
         def make_cell(cin: int, hidden: int, k: int) -> ConvLSTMCell:
             return ConvLSTMCell(
                 cin, hidden, kernel_size=k, peephole=peephole, spatial_size=spatial_size
@@ -453,10 +452,6 @@ class ConvGRU(_ConvRNN):
         dropout: float = 0.0,
         bidirectional: bool = False,
     ) -> None:
-        hidden_sizes = [hidden_sizes] if isinstance(hidden_sizes, int) else list(hidden_sizes)
-        if isinstance(kernel_sizes, int):
-            kernel_sizes = [kernel_sizes] * len(hidden_sizes)
-
         def make_cell(cin: int, hidden: int, k: int) -> ConvGRUCell:
             return ConvGRUCell(cin, hidden, kernel_size=k)
 

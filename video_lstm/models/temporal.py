@@ -46,6 +46,7 @@ and for :class:`MeanPoolTemporal` (its step is a running mean, not a memory).
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import torch
@@ -590,25 +591,18 @@ class ConvRecurrentTemporal(nn.Module):
         )
         in_channels = self.step_input.out_channels
         if cell == "convlstm":
-            self.rnn = ConvLSTM(
-                in_channels,
-                hidden_sizes,
-                kernel_sizes=kernel_size,
-                peephole=peephole,
-                spatial_size=spatial_size,
-                dropout=dropout,
-                bidirectional=bidirectional,
-            )
+            layer = functools.partial(ConvLSTM, peephole=peephole, spatial_size=spatial_size)
         elif cell == "convgru":
-            self.rnn = ConvGRU(
-                in_channels,
-                hidden_sizes,
-                kernel_sizes=kernel_size,
-                dropout=dropout,
-                bidirectional=bidirectional,
-            )
+            layer = ConvGRU
         else:
             raise ValueError(f"cell must be 'convlstm' or 'convgru', got {cell!r}")
+        self.rnn = layer(
+            in_channels,
+            hidden_sizes,
+            kernel_sizes=kernel_size,
+            dropout=dropout,
+            bidirectional=bidirectional,
+        )
         self.cell = cell
         self.out_dim = self.rnn.out_channels
         self.pool = TimePool(self.out_dim, time_pool, bidirectional=bidirectional)

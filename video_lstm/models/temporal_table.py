@@ -178,6 +178,15 @@ def _check(ok: bool, message: str) -> None:
         raise ValueError(message)
 
 
+def _check_recurrence(o: Any) -> None:
+    """The dropout and time-pooling checks every recurrent model shares."""
+    _check(0.0 <= o.dropout < 1.0, f"dropout must be in [0, 1), got {o.dropout}")
+    _check(
+        o.time_pool in ("last", "mean", "attention"),
+        f"time_pool must be last/mean/attention, got {o.time_pool!r}",
+    )
+
+
 @dataclass
 class RecurrentOptions:
     """``lstm`` / ``gru`` over per-frame vectors (:class:`RecurrentTemporal`).
@@ -201,11 +210,7 @@ class RecurrentOptions:
     def __post_init__(self) -> None:
         _check(self.hidden_size >= 1, f"hidden_size must be >= 1, got {self.hidden_size}")
         _check(self.num_layers >= 1, f"num_layers must be >= 1, got {self.num_layers}")
-        _check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
-        _check(
-            self.time_pool in ("last", "mean", "attention"),
-            f"time_pool must be last/mean/attention, got {self.time_pool!r}",
-        )
+        _check_recurrence(self)
 
     def rnn_kwargs(self) -> dict[str, Any]:
         """The :class:`RecurrentTemporal` keywords these options set."""
@@ -294,11 +299,7 @@ class ConvGRUOptions:
             f"hidden_sizes must be positive ints, got {self.hidden_sizes}",
         )
         _check(self.kernel_size >= 1, f"kernel_size must be >= 1, got {self.kernel_size}")
-        _check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
-        _check(
-            self.time_pool in ("last", "mean", "attention"),
-            f"time_pool must be last/mean/attention, got {self.time_pool!r}",
-        )
+        _check_recurrence(self)
         _check_motion(self, space_pool=self.space_pool)
 
 
@@ -326,6 +327,17 @@ class MeanPoolOptions:
     """``meanpool`` has no options: the order-free baseline (no frame difference either)."""
 
 
+def _map_input_kwargs(o: AdapterOptions | ConvGRUOptions) -> dict[str, Any]:
+    """What a model over maps reads at each step (``StepInput``) and how it pools space."""
+    return dict(
+        proj_channels=o.proj_channels,
+        space_pool=o.space_pool,
+        frame_diff=o.frame_diff,
+        motion_radius=o.motion_radius,
+        content=not o.motion_only,
+    )
+
+
 def _build_recurrent(
     options: RecurrentOptions, *, in_channels: int, map_size: int, cell: str
 ) -> nn.Module:
@@ -337,17 +349,12 @@ def _build_recurrent(
 def _build_adapter(
     options: AdapterOptions, *, in_channels: int, map_size: int, cell: str
 ) -> nn.Module:
-    o = options
     return PooledRecurrentTemporal(
         in_channels,
-        proj_channels=o.proj_channels,
-        pool_size=o.pool_size,
-        space_pool=o.space_pool,
-        frame_diff=o.frame_diff,
-        motion_radius=o.motion_radius,
-        content=not o.motion_only,
+        pool_size=options.pool_size,
         cell=cell,
-        **o.rnn_kwargs(),
+        **_map_input_kwargs(options),
+        **options.rnn_kwargs(),
     )
 
 
@@ -364,11 +371,7 @@ def _build_conv(options: ConvGRUOptions, *, in_channels: int, map_size: int) -> 
         dropout=o.dropout,
         bidirectional=o.bidirectional,
         time_pool=o.time_pool,
-        frame_diff=o.frame_diff,
-        proj_channels=o.proj_channels,
-        space_pool=o.space_pool,
-        motion_radius=o.motion_radius,
-        content=not o.motion_only,
+        **_map_input_kwargs(o),
     )
 
 
