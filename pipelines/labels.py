@@ -12,7 +12,6 @@ or ``--url_prefix`` + ``<name>``. Videos that failed in the run are left out (co
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 from video_lstm.io.labels import FORMATS, FRAME_COUNTING, LabelItem, video_url, write_labels
 from video_lstm.io.labels.common import warn_vfr
-from video_lstm.types import Segment
+from video_lstm.io.results import load_result
 
 logger = logging.getLogger(__name__)
 
@@ -47,16 +46,7 @@ class ExportSummary:
         )
 
 
-def _segment(doc: dict[str, Any], source: Path) -> Segment:
-    try:
-        return Segment(int(doc["start_frame"]), int(doc["end_frame"]), str(doc["label"]),
-                       float(doc.get("score", 1.0)), float(doc["start_s"]), float(doc["end_s"]))  # fmt: skip
-    except (KeyError, TypeError, ValueError):
-        raise ValueError(f"{source}: a segment without frames, times and label: {doc!r}") from None
-
-
-def _version(header: dict[str, Any], result: dict[str, Any]) -> str:
-    model = result.get("model") or {}
+def _version(header: dict[str, Any], model: dict[str, Any]) -> str:
     checkpoint = Path(str(model.get("checkpoint") or header.get("checkpoint") or "model")).name
     settings = str(header.get("settings_hash") or "")[:8]
     return f"{checkpoint}@{settings}" if settings else checkpoint
@@ -104,27 +94,22 @@ def run_items(
         if result_file is None:
             skipped["without a result JSON"] += 1
             continue
-        try:
-            result = json.loads(result_file.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise ValueError(f"{result_file}: not JSON ({exc})") from None
-        info = result.get("video") or {}
-        path = Path(str(info.get("path") or input_dir / rel))
-        segments = tuple(_segment(s, result_file) for s in result.get("segments") or [])
-        for c in (result.get("model") or {}).get("class_names") or []:
+        result = load_result(result_file)  # the one reader of result JSON (any version)
+        for c in result.class_names:
             if c not in classes:
                 classes.append(c)
+        info = result.video
         items.append(
             LabelItem(
-                path=path,
+                path=Path(info.path) if info.path else input_dir / rel,
                 name=rel,
                 url=video_url(rel, url_prefix=url_prefix),
-                fps=float(info.get("fps") or 0.0),
-                num_frames=int(info.get("num_frames") or 0),
-                width=int(info.get("width") or 0),
-                height=int(info.get("height") or 0),
-                segments=segments,
-                model_version=model_version or _version(header, result),
+                fps=info.fps,
+                num_frames=info.num_frames,
+                width=info.width,
+                height=info.height,
+                segments=tuple(result.segments),
+                model_version=model_version or _version(header, result.model),
             )
         )
     if not items:

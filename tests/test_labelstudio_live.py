@@ -22,11 +22,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_batch import _run
-from test_labels import tool_python
+from test_labels import ROOT, tool_python
 
 from pipelines.cli import main as cli
-from pipelines.labels import export_labels
 from video_lstm.data.datasets import BACKGROUND
 from video_lstm.io.labels.common import ToolSpan, resolve_overlaps
 from video_lstm.models import create_model
@@ -48,7 +46,7 @@ class LabelStudio:
     """A Label Studio server of its own venv, a throwaway data dir (a copy of the migrated
     template ``make labelstudio`` made) and a known API token."""
 
-    def __init__(self, venv_python: Path, data_dir: Path, document_root: Path) -> None:
+    def __init__(self, venv_python: Path, data_dir: Path, readme_env: dict[str, str]) -> None:
         template = Path(os.environ.get("VIDEO_LSTM_LABELSTUDIO_TEMPLATE")
                         or venv_python.parent.parent / "template")  # fmt: skip
         if template.is_dir():  # migrations take minutes on 2 cores; the copy is instant
@@ -64,8 +62,7 @@ class LabelStudio:
             "LABEL_STUDIO_PASSWORD": "throwaway-password-1",
             "LABEL_STUDIO_USER_TOKEN": TOKEN,
             "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
-            "LOCAL_FILES_SERVING_ENABLED": "true",
-            "LOCAL_FILES_DOCUMENT_ROOT": str(document_root),
+            **readme_env,  # local-files serving, as the README starts it
             "SENTRY_DSN": "",
             "FRONTEND_SENTRY_DSN": "",
             "COLLECT_ANALYTICS": "false",
@@ -124,14 +121,6 @@ class LabelStudio:
                 self.proc.wait()
 
 
-@pytest.fixture
-def label_studio(tmp_path):
-    python = tool_python(".venv-labelstudio", "VIDEO_LSTM_LABELSTUDIO_PYTHON", "labelstudio")
-    server = LabelStudio(python, tmp_path / "ls-data", document_root=tmp_path)
-    yield server
-    server.stop()
-
-
 def _checkpoint(path: Path) -> Path:
     torch.manual_seed(0)
     model = create_model(
@@ -163,26 +152,91 @@ def _correct(tasks: list[dict]) -> dict[int, list[tuple[int, int, str]]]:
     return results
 
 
-def test_label_studio_round_trip(label_studio, tmp_path):
-    data = tmp_path / "data"
-    assert cli(["make-untrimmed", "--out", str(data), "--train", "3", "--val", "0", "--test", "0",
-                "--classes", *CLASSES, "--actions", "1-2", "--frames", "16-20",
-                "--gap_frames", "8-12", "--size", "64", "--workers", "1"]) == 0  # fmt: skip
-    videos = data / "videos" / "train"
-    ckpt = _checkpoint(tmp_path / "model.pt")
-    _run(videos, ckpt, tmp_path / "run", outputs=["json"], device="cpu", threshold=0.0, threads=1)
-    export_labels(str(tmp_path / "run"), str(tmp_path / "ls"), format="label-studio")
-    # The tool serves LOCAL_FILES_DOCUMENT_ROOT = tmp_path: the exported names are relative to
-    # the run's input folder, so the URLs take that folder's path below the root.
-    below = videos.relative_to(tmp_path).as_posix()
-    tasks = json.loads((tmp_path / "ls" / "tasks.json").read_text())
-    for t in tasks:
-        t["data"]["video"] = f"/data/local-files/?d={below}/{t['data']['name']}"
+def _readme_blocks() -> list[list[list[str]]]:
+    """The bash blocks of the README's "Correct and retrain" section, as commands."""
+    from test_readme import FENCE, README, commands
 
-    ls = label_studio
-    config = (tmp_path / "ls" / "labeling_config.xml").read_text()
+    text = README.read_text()
+    section = text[text.index("## 2c. Correct and retrain") :]
+    section = section[: section.index("\n## ", 4)]
+    return [commands(body) for kind, body in FENCE.findall(section) if kind == "bash"]
+
+
+def test_readme_correct_and_retrain_against_label_studio(tmp_path, monkeypatch):
+    """The README section as written, in an empty folder: its commands run (training made
+    tiny: one epoch of 16 windows), its Label Studio steps done through the REST API."""
+    python = tool_python(".venv-labelstudio", "VIDEO_LSTM_LABELSTUDIO_PYTHON", "labelstudio")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    (work / "configs").symlink_to(ROOT / "configs")
+    # The README's inputs: new videos (the demo's generator) and a model to pre-annotate them.
+    assert cli(["make-untrimmed", "--out", str(tmp_path / "gen"), "--train", "3", "--val", "0",
+                "--test", "0", "--classes", f"[{','.join(CLASSES)}]", "--actions", "[1,2]",
+                "--frames", "[16,20]", "--gap_frames", "[8,12]", "--size", "64",
+                "--workers", "1"]) == 0  # fmt: skip
+    shutil.copytree(tmp_path / "gen" / "videos" / "train", work / "data" / "new_videos")
+    videos = work / "data" / "new_videos"
+    ckpt = work / "runs" / "video_lstm" / "version_0" / "checkpoints" / "last.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    _checkpoint(ckpt)
+
+    pre, retrain = _readme_blocks()
+    readme_env: dict[str, str] = {}
+    for cmd in pre:
+        if cmd[0].endswith("video-lstm"):
+            extra = ["--device", "cpu", "--threads", "1"] if cmd[1] == "run" else []
+            assert cli([*cmd[1:], *extra]) == 0, cmd
+        elif cmd[0] == "make":
+            assert cmd[1:] == ["labelstudio"]  # built by `make test` (tool_python checks it)
+        else:  # VAR=value ... label-studio start: the server below gets the same variables
+            assert cmd[-3:-2] == ["start"] and cmd[-4].endswith("bin/label-studio"), cmd
+            readme_env = dict(w.replace("$PWD", str(work)).split("=", 1) for w in cmd if "=" in w)
+    assert readme_env["LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"] == str(videos)
+    ls = LabelStudio(python, tmp_path / "ls-data", readme_env)
+    try:
+        _label(ls, work, videos)
+    finally:
+        ls.stop()
+    want = json.loads((work / "want.json").read_text())
+
+    for cmd in retrain:
+        argv = cmd[1:]
+        if argv[:2] == ["train", "fit"]:
+            argv += ["--trainer.max_epochs", "1", "--data.samples_per_epoch", "16"]
+        assert cli(argv) == 0, cmd
+    runs = sorted((work / "runs" / "video_lstm").glob("version_*/checkpoints/last.ckpt"))
+    last = str(runs[-1])
+    assert last != str(ckpt)
+    _, meta = load_checkpoint(last)
+    assert meta.class_names == [BACKGROUND, *CLASSES]
+    # What training read: the segments of the feature cache its windows were drawn from.
+    index = json.loads((videos / "features" / "train" / "index.json").read_text())
+    read = {}
+    for v in index["videos"]:
+        rel = Path(v["path"]).resolve().relative_to(videos.resolve()).as_posix()
+        fps = float(v["fps"])
+        read[rel] = [[round(a * fps), round(b * fps), c] for a, b, c in sorted(v["segments"])]
+    assert read == want
+    # evaluate and calibrate read the same export through the same kind.
+    export = work / "data" / "label_studio_export.json"
+    spec = ["--root", str(videos), "--kind", "label-studio",
+            "--manifest_args", json.dumps({"annotations": str(export)})]  # fmt: skip
+    assert cli(["calibrate", last, *spec, "--subset", "val", "--device", "cpu"]) == 0
+    assert cli(["evaluate", last, str(tmp_path / "eval"), *spec, "--device", "cpu"]) == 0
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert len(list((tmp_path / "eval" / "predictions").glob("*.json"))) == 3
+    assert not metrics["missing"] and 0 <= metrics["frame_accuracy"] <= 1
+
+
+def _label(ls: LabelStudio, work: Path, videos: Path) -> None:
+    """The README's steps in the browser, through the API: a project with our labelling config,
+    a local-files storage, the tasks imported, every task corrected and submitted, the JSON
+    export saved where the README says. Writes the expected corrected spans to want.json."""
+    out = work / "runs" / "round1" / "label-studio"
+    tasks = json.loads((out / "tasks.json").read_text())
     project = ls.api("POST", "/api/projects", {"title": "video_lstm round trip",
-                                               "label_config": config})  # fmt: skip
+                                               "label_config": (out / "labeling_config.xml").read_text()})  # fmt: skip
     pid = project["id"]
     ls.api("POST", "/api/storages/localfiles", {"project": pid, "path": str(videos),
                                                 "title": "videos", "use_blob_urls": True})  # fmt: skip
@@ -191,8 +245,9 @@ def test_label_studio_round_trip(label_studio, tmp_path):
     listed = ls.api("GET", f"/api/tasks?project={pid}&fields=all&page_size=100")["tasks"]
     assert {t["data"]["name"] for t in listed} == {t["data"]["name"] for t in tasks}
     pred = listed[0]["predictions"][0]
-    assert pred["model_version"] == tasks[0]["predictions"][0]["model_version"]
-    assert pred["result"][0]["score"] == tasks[0]["predictions"][0]["result"][0]["score"]
+    mine = next(t for t in tasks if t["data"]["name"] == listed[0]["data"]["name"])
+    assert pred["model_version"] == mine["predictions"][0]["model_version"]
+    assert pred["result"][0]["score"] == mine["predictions"][0]["result"][0]["score"]
     # The video is where the task points: Label Studio serves the file itself.
     name = listed[0]["data"]["name"]
     assert ls.fetch(listed[0]["data"]["video"]) == (videos / name).read_bytes()
@@ -200,67 +255,18 @@ def test_label_studio_round_trip(label_studio, tmp_path):
     corrected = _correct(listed)
     for tid, result in corrected.items():
         ls.api("POST", f"/api/tasks/{tid}/annotations", {"result": result, "lead_time": 3.0})
-    export = tmp_path / "export.json"
-    export.write_text(json.dumps(ls.api("GET", f"/api/projects/{pid}/export?exportType=JSON")))
+    export = ls.api("GET", f"/api/projects/{pid}/export?exportType=JSON")
+    (work / "data" / "label_studio_export.json").write_text(json.dumps(export))
 
-    fps = {t["data"]["name"]: float(t["data"]["fps"]) for t in listed}
-    want = {}
+    want, predicted = {}, {}
     for t in listed:
         spans = [(r["value"]["ranges"][0]["start"] - 1, r["value"]["ranges"][0]["end"],
                   r["value"]["timelinelabels"][0]) for r in corrected[t["id"]]]  # fmt: skip
         # The import's stated rule: touching spans of one label merge, overlaps go to the later.
         disjoint, _ = resolve_overlaps(ToolSpan(*s) for s in spans)
-        want[t["data"]["name"]] = [(int(s.start_s), int(s.end_s), s.label) for s in disjoint]
-
-    predicted = {
-        t["data"]["name"]: sorted(
-            (
-                r["value"]["ranges"][0]["start"] - 1,
-                r["value"]["ranges"][0]["end"],
-                r["value"]["timelinelabels"][0],
-            )
-            for r in t["predictions"][0]["result"]
-        )
-        for t in listed
-    }
+        want[t["data"]["name"]] = [[int(s.start_s), int(s.end_s), s.label] for s in disjoint]
+        predicted[t["data"]["name"]] = sorted(
+            [r["value"]["ranges"][0]["start"] - 1, r["value"]["ranges"][0]["end"],
+             r["value"]["timelinelabels"][0]] for r in t["predictions"][0]["result"])  # fmt: skip
     assert want != predicted  # the corrections are there to be read
-
-    import yaml
-
-    cfg = {
-        "model": {"model_name": "video_lstm_compact",
-                  "model_args": {"frame_size": 64, "temporal_args": {"hidden_sizes": [8]}}, "lr": 0.01},
-        "data": {"root": str(videos), "kind": "label-studio",
-                 "manifest_args": {"annotations": str(export), "checkpoint": str(ckpt)},
-                 "features_dir": str(tmp_path / "features"), "clip_len": 4, "frame_interval": 2,
-                 "frame_size": 64, "decode_size": 64, "num_clips": 1, "batch_size": 8,
-                 "samples_per_epoch": 16},
-        "trainer": {"accelerator": "cpu", "max_epochs": 1, "enable_progress_bar": False},
-    }  # fmt: skip
-    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
-    assert cli(["extract-features", "--config", str(tmp_path / "cfg.yaml"),
-                "--progress", "false"]) == 0  # fmt: skip
-    from video_lstm.training.cli import main as train_main
-
-    fit = train_main(["fit", "--config", str(tmp_path / "cfg.yaml")],
-                     root_dir=str(tmp_path / "runs"), name="ls")  # fmt: skip
-    _, meta = load_checkpoint(fit.trainer.checkpoint_callback.last_model_path)
-    assert meta.class_names == [BACKGROUND, *CLASSES]
-    # What training read: the segments of the feature cache the windows were drawn from.
-    index = json.loads((tmp_path / "features" / "train" / "index.json").read_text())
-    read = {}
-    for v in index["videos"]:
-        rel = Path(v["path"]).resolve().relative_to(videos.resolve()).as_posix()
-        read[rel] = sorted(
-            (round(a * fps[rel]), round(b * fps[rel]), c) for a, b, c in v["segments"]
-        )
-    assert read == want
-    # evaluate and calibrate read the same export through the same kind.
-    last = fit.trainer.checkpoint_callback.last_model_path
-    spec = ["--root", str(videos), "--kind", "label-studio",
-            "--manifest_args", json.dumps({"annotations": str(export)})]  # fmt: skip
-    assert cli(["calibrate", last, *spec, "--subset", "val", "--device", "cpu"]) == 0
-    assert cli(["evaluate", last, str(tmp_path / "eval"), *spec, "--device", "cpu"]) == 0
-    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert len(list((tmp_path / "eval" / "predictions").glob("*.json"))) == 3
-    assert not metrics["missing"] and 0 <= metrics["frame_accuracy"] <= 1
+    (work / "want.json").write_text(json.dumps(want))
