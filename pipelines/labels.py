@@ -4,10 +4,12 @@
         [--url_prefix https://host/videos/] [--model_version v3]
 
 The run's records (``manifest.json``, the reader the HTML report uses) give every annotated
-video and its result JSON; each video becomes one item named by its path relative to the run's
-input folder. The tool reaches the video through Label Studio's local-files path
-(``/data/local-files/?d=<name>``, with ``LOCAL_FILES_DOCUMENT_ROOT`` = the run's input folder)
-or ``--url_prefix`` + ``<name>``. Videos that failed in the run are left out (counted).
+video and its result JSON (read by ``io.results.load_result``); each video becomes one item
+named by its path relative to the run's input folder. The tool reaches the video through Label
+Studio's local-files path (``/data/local-files/?d=<path below LOCAL_FILES_DOCUMENT_ROOT>``, the
+root by default the folder above the run's input folder: Label Studio refuses a local storage
+at the root itself) or ``--url_prefix`` + ``<name>``. Videos that failed in the run are left
+out (counted).
 """
 
 from __future__ import annotations
@@ -52,10 +54,22 @@ def _version(header: dict[str, Any], model: dict[str, Any]) -> str:
     return f"{checkpoint}@{settings}" if settings else checkpoint
 
 
+def _below(root: Path, path: Path) -> str:
+    """``path`` relative to ``root`` (both made absolute), refused when it is not below it."""
+    try:
+        return path.absolute().relative_to(root.absolute()).as_posix()
+    except ValueError:
+        raise ValueError(
+            f"{path}: not below the document root {root} (LOCAL_FILES_DOCUMENT_ROOT must be "
+            "a folder above the videos; set --document_root)"
+        ) from None
+
+
 def run_items(
     run_dir: str | Path,
     *,
     url_prefix: str | None = None,
+    document_root: str | Path | None = None,
     model_version: str | None = None,
 ) -> tuple[list[LabelItem], list[str], dict[str, int]]:
     """The annotated videos of a folder run as :class:`LabelItem`.
@@ -64,6 +78,9 @@ def run_items(
         run_dir: A ``video-lstm run`` output folder (with ``manifest.json``).
         url_prefix: Videos are served at ``url_prefix + <name>`` (default: Label Studio's
             local-files path).
+        document_root: The folder Label Studio serves local files from; a local-files URL
+            names the video's path below it (default: the folder above the run's input
+            folder, since Label Studio refuses a storage at the document root itself).
         model_version: Recorded with the predictions (default: the checkpoint's file name and
             the run's settings hash, ``model.pt@1a2b3c4d``).
 
@@ -80,6 +97,7 @@ def run_items(
         raise FileNotFoundError(f"{root}: run folder not found")
     header, records = _records(root)
     input_dir = Path(str(header.get("input_dir") or root))
+    served = Path(document_root) if document_root else input_dir.parent
     items: list[LabelItem] = []
     classes: list[str] = []
     skipped = {"failed": 0, "without a result JSON": 0}
@@ -103,7 +121,9 @@ def run_items(
             LabelItem(
                 path=Path(info.path) if info.path else input_dir / rel,
                 name=rel,
-                url=video_url(rel, url_prefix=url_prefix),
+                url=video_url(rel, url_prefix=url_prefix)
+                if url_prefix
+                else video_url(_below(served, input_dir / rel)),
                 fps=info.fps,
                 num_frames=info.num_frames,
                 width=info.width,
@@ -124,6 +144,7 @@ def export_labels(
     *,
     format: str = "label-studio",
     url_prefix: str | None = None,
+    document_root: str | None = None,
     model_version: str | None = None,
     background: str = "background",
 ) -> ExportSummary:
@@ -140,9 +161,11 @@ def export_labels(
         out: Output folder.
         format: ``label-studio``, ``cvat``, ``activitynet`` or ``fiftyone``.
         url_prefix: Where the tool loads the videos from: ``url_prefix + <path relative to the
-            run's input folder>``. Default: Label Studio's ``/data/local-files/?d=<path>``
-            (start Label Studio with ``LOCAL_FILES_SERVING_ENABLED=true`` and
-            ``LOCAL_FILES_DOCUMENT_ROOT`` = the run's input folder).
+            run's input folder>``. Default: Label Studio's ``/data/local-files/?d=<path below
+            document_root>`` (start Label Studio with ``LOCAL_FILES_SERVING_ENABLED=true`` and
+            ``LOCAL_FILES_DOCUMENT_ROOT`` = ``document_root``).
+        document_root: Label Studio's ``LOCAL_FILES_DOCUMENT_ROOT`` (default: the folder
+            above the run's input folder; Label Studio wants the videos in a folder below it).
         model_version: Recorded with the predictions (default: ``<checkpoint>@<settings hash>``).
         background: The no-action label (never exported as a segment).
 
@@ -154,7 +177,9 @@ def export_labels(
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"{out_dir}: exists and is not a folder")
-    items, classes, skipped = run_items(run_dir, url_prefix=url_prefix, model_version=model_version)
+    items, classes, skipped = run_items(
+        run_dir, url_prefix=url_prefix, document_root=document_root, model_version=model_version
+    )
     vfr = warn_vfr(items, FRAME_COUNTING[format]) if format in FRAME_COUNTING else []
     files = write_labels(format, items, out_dir, class_names=classes, background=background)
     segments = sum(1 for i in items for s in i.segments if s.label != background)

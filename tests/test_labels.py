@@ -68,7 +68,8 @@ def test_label_studio_export_and_import_round_trip(run, tmp_path):
     assert 'frameRate="$fps"' in config and '<Label value="sit"' in config
     tasks = json.loads((tmp_path / "ls" / "tasks.json").read_text())
     by_name = {t["data"]["name"]: t for t in tasks}
-    assert by_name["sub/b.mp4"]["data"]["video"] == "/data/local-files/?d=sub/b.mp4"
+    # Served from the folder above the run's input folder ("videos"), as Label Studio wants it.
+    assert by_name["sub/b.mp4"]["data"]["video"] == "/data/local-files/?d=videos/sub/b.mp4"
     pred = by_name["sub/b.mp4"]["predictions"][0]
     assert (
         pred["model_version"]

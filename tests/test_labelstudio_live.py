@@ -192,7 +192,7 @@ def test_readme_correct_and_retrain_against_label_studio(tmp_path, monkeypatch):
         else:  # VAR=value ... label-studio start: the server below gets the same variables
             assert cmd[-3:-2] == ["start"] and cmd[-4].endswith("bin/label-studio"), cmd
             readme_env = dict(w.replace("$PWD", str(work)).split("=", 1) for w in cmd if "=" in w)
-    assert readme_env["LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"] == str(videos)
+    assert readme_env["LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"] == str(videos.parent)
     ls = LabelStudio(python, tmp_path / "ls-data", readme_env)
     try:
         _label(ls, work, videos)
