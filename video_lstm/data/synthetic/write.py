@@ -48,6 +48,15 @@ from video_lstm.types import Segment
 # ---------------------------------------------------------------------------------------------
 
 
+def _encode(path: str, frames: np.ndarray, fps: float, crf: int) -> None:
+    """H.264 of ``frames`` (T, H, W, 3) at ``path``: what every worker writes."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    h, w = frames.shape[1:3]
+    # One encoder thread: parallelism comes from the process pool; tiny frames gain nothing.
+    with VideoWriter(path, fps=fps, width=w, height=h, crf=crf, threads=1) as writer:
+        writer.write(frames)
+
+
 def _write_clip(job: tuple) -> str:
     """Render and encode one clip (runs in a worker process)."""
     path, action, num_frames, size, fps, seed, bg_seed, distractors, noise_std, crf = job
@@ -63,9 +72,7 @@ def _write_clip(job: tuple) -> str:
         appearance=appearance,
         noise_std=noise_std,
     )
-    # One encoder thread: parallelism comes from the process pool; tiny frames gain nothing.
-    with VideoWriter(path, fps=fps, width=w, height=h, crf=crf, threads=1) as writer:
-        writer.write(frames)
+    _encode(path, frames, fps, crf)
     return path
 
 
@@ -82,8 +89,7 @@ def _write_sequence(job: tuple) -> str:
         distractors=distractors,
         noise_std=noise_std,
     )
-    with VideoWriter(path, fps=fps, width=w, height=h, crf=crf, threads=1) as writer:
-        writer.write(frames)
+    _encode(path, frames, fps, crf)
     write_json(
         Path(path).with_suffix(".json"),
         {
@@ -396,9 +402,7 @@ def _write_untrimmed(job: tuple) -> list[Segment]:
         frames, segments = make_camera_sequence(actions, [pool[n] for n in photo_names], **common)
     else:
         frames, segments = make_action_sequence(actions, **common)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with VideoWriter(path, fps=fps, width=w, height=h, crf=crf, threads=1) as writer:
-        writer.write(frames)
+    _encode(path, frames, fps, crf)
     return segments
 
 
