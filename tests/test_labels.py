@@ -137,6 +137,19 @@ def _write_vfr(path: Path, steps_ms: list[int]) -> Path:
     return path
 
 
+def test_label_studio_video_rectangles_count_where_their_box_is_shown(run, tmp_path):
+    box = {"x": 10, "y": 10, "width": 20, "height": 20, "rotation": 0}
+    seq = [{"frame": 3, "enabled": True, **box}, {"frame": 8, "enabled": False, **box},
+           {"frame": 20, "enabled": True, **box}]  # fmt: skip
+    result = [{"type": "videorectangle", "from_name": "box", "to_name": "video",
+               "value": {"sequence": seq, "labels": ["stand"], "framesCount": 30}}]  # fmt: skip
+    export = tmp_path / "e.json"
+    export.write_text(json.dumps([{"data": {"video": "/data/local-files/?d=a.mp4", "fps": 25},
+                                   "annotations": [{"result": result}]}]))  # fmt: skip
+    m = load_manifest("label-studio", run["videos"], annotations=export)
+    assert _read(m, run["videos"]) == {"a.mp4": [(0.08, 0.32, "stand"), (0.76, 1.2, "stand")]}
+
+
 def test_variable_frame_rate_is_refused_with_a_clear_message(tmp_path):
     videos = tmp_path / "v"
     videos.mkdir()
@@ -186,6 +199,13 @@ def test_cvat_tracks_tags_and_project_exports(run, tmp_path):
     m = load_manifest("cvat-video", run["videos"], annotations=tmp_path / "task.xml")
     assert _read(m, run["videos"]) == {"a.mp4": [(0.0, 0.08, "sit"), (0.2, 0.4, "stand"),
                                                  (0.8, 1.2, "stand")]}  # fmt: skip
+    # A job's export of a task made from every 2nd frame from frame 4 of the video.
+    job = (xml.replace("<task><id>7</id>", "<job><id>7</id>").replace("</task>", "</job>")
+           .replace("<start_frame>0</start_frame>", "<start_frame>4</start_frame>"
+                    "<frame_filter>step=2</frame_filter>"))  # fmt: skip
+    (tmp_path / "job.xml").write_text(job)
+    m = load_manifest("cvat-video", run["videos"], annotations=tmp_path / "job.xml")
+    assert _read(m, run["videos"]) == {"a.mp4": [(0.16, 0.32, "sit"), (0.56, 0.96, "stand")]}
     (tmp_path / "img.xml").write_text('<annotations><version>1.1</version><meta/>'
                                       '<image id="0" name="x.jpg"/></annotations>')  # fmt: skip
     with pytest.raises(ValueError, match="CVAT for images"):

@@ -17,7 +17,9 @@ fiftyone       ``labels.json`` + ``data.json``             ``--data.kind fiftyon
 =============  ==========================================  =====================================
 
 What each carries: Label Studio keeps the score per segment and per task and the model version
-(``model_version`` of the prediction); corrections come back without scores. CVAT keeps the
+(``model_version`` of the prediction); corrections come back without scores, and
+``VideoRectangle`` box tracks drawn there are read as the frames their box is shown on (the
+geometry dropped). CVAT keeps the
 score as a box attribute, not the model version (it has no field for one) and the box is the
 whole frame (our segments have no boxes; box tracks drawn in CVAT are read as the span they are
 visible in, their geometry dropped). ActivityNet keeps scores and (beside the format) the model

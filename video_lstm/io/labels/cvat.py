@@ -13,15 +13,19 @@ Import (:func:`read_cvat_video`): a task's ``annotations.xml`` (or a folder of t
 labelled from each shape that is not ``outside`` up to the next shape that is, or to the task's
 last frame; tracks of any shape type count (a person's box track labels the span they are
 visible in). ``<tag frame=...>`` elements (frame tags of other exporters) label single frames.
-Frames are the file's own, 0-based; the video's fps converts them to seconds. A project export
-(tracks with ``task_id``) is split by task.
+CVAT numbers a task's frames from 0; a task made from part of a video (``start_frame``) or every
+Nth frame (``frame_filter`` ``step=N``) maps back to the file's frames, and the video's fps
+converts them to seconds. A job's export (``<meta><job>``) reads like a task's; a project
+export (tracks with ``task_id``) is split by task.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from video_lstm.io.files import write_text
@@ -131,16 +135,39 @@ def _int(el: ET.Element, key: str, source: str) -> int:
         raise ValueError(f"{source}: <{el.tag}> needs a numeric {key!r}") from None
 
 
-def _task_info(task: ET.Element | None) -> tuple[str, int | None]:
-    """A task's video name (``source`` where an exporter writes one, else the task ``name``,
-    which is what CVAT names a task after its video by default) and its last frame + 1."""
+@dataclass(frozen=True)
+class _Task:
+    """What a task's meta says about its frames: CVAT numbers a task's frames 0, 1, ...; video
+    frame = ``start + frame * step`` (a task made from a part of the video, or every Nth frame)."""
+
+    name: str = ""
+    size: int | None = None  # task frames
+    start: int = 0
+    step: int = 1
+
+    def video_frame(self, frame: int) -> int:
+        return self.start + frame * self.step
+
+
+def _number(text: str | None) -> int | None:
+    text = (text or "").strip()
+    return int(text) if text.isdigit() else None
+
+
+def _task_info(task: ET.Element | None, source: str = "") -> _Task:
+    """A task's (or a job's) video name (``source`` where an exporter writes one, else the task
+    ``name``, which CVAT takes from the video by default) and frame numbering."""
     if task is None:
-        return "", None
-    name = (task.findtext("source") or task.findtext("name") or "").strip()
-    stop = task.findtext("stop_frame") or ""
-    size = task.findtext("size") or ""
-    end = int(stop) + 1 if stop.strip().isdigit() else int(size) if size.strip().isdigit() else None
-    return name, end
+        return _Task(name=source)
+    name = (task.findtext("source") or source or task.findtext("name") or "").strip()
+    start = _number(task.findtext("start_frame")) or 0
+    step = re.search(r"step\s*=\s*(\d+)", task.findtext("frame_filter") or "")
+    step = max(1, int(step.group(1))) if step else 1
+    size = _number(task.findtext("size"))
+    stop = _number(task.findtext("stop_frame"))
+    if size is None and stop is not None:
+        size = (stop - start) // step + 1
+    return _Task(name=name, size=size, start=start, step=step)
 
 
 def read_cvat_video(path: str | Path) -> list[ToolVideo]:
@@ -175,18 +202,19 @@ def read_cvat_video(path: str | Path) -> list[ToolVideo]:
             "'CVAT for video 1.1'"
         )
     meta = root.find("meta")
-    tasks: dict[str, tuple[str, int | None]] = {}
+    tasks: dict[str, _Task] = {}
     single = meta.find("task")
-    if single is not None:
-        name, end = _task_info(single)
-        tasks[""] = ((meta.findtext("source") or "").strip() or name, end)
+    if single is None:
+        single = meta.find("job")  # a job's export: the same fields under <job>
+    if single is not None or meta.find("project") is None:
+        tasks[""] = _task_info(single, (meta.findtext("source") or "").strip())
     for t in meta.findall("project/tasks/task"):
         tasks[(t.findtext("id") or "").strip()] = _task_info(t)
     videos: dict[str, ToolVideo] = {}
 
     def video_of(task_id: str) -> ToolVideo:
         if task_id not in videos:
-            name, _ = tasks.get(task_id, tasks.get("", ("", None)))
+            name = tasks.get(task_id, tasks.get("", _Task())).name
             where = f"{path}" + (f": task {task_id}" if task_id else "")
             videos[task_id] = ToolVideo(ref=name or path.name.removesuffix(".xml"), source=where,
                                         hint=path.name.removesuffix(".xml"))  # fmt: skip
@@ -198,29 +226,33 @@ def read_cvat_video(path: str | Path) -> list[ToolVideo]:
         if not label:
             raise ValueError(f"{source}: no label")
         task_id = track.get("task_id", "") if track.get("task_id", "") in tasks else ""
-        end_of_task = tasks.get(task_id, ("", None))[1]
+        task = tasks.get(task_id, _Task())
         shapes = sorted(
             ((_int(s, "frame", source), s.get("outside", "0") == "1")
              for s in track if s.tag in _SHAPES),
         )  # fmt: skip
         video = video_of(task_id)
-        start = None
+        spans, start = [], None
         for frame, outside in shapes:
             if outside and start is not None:
-                video.frames.append((start, frame, label))
+                spans.append((start, frame))
                 start = None
             elif not outside and start is None:
                 start = frame
-        if start is not None:
+        if start is not None:  # never goes outside: to the end of the task
             last = shapes[-1][0] + 1
-            video.frames.append((start, max(end_of_task or last, last), label))
+            spans.append((start, max(task.size or last, last)))
+        video.frames += [(task.video_frame(a), task.video_frame(b), label) for a, b in spans]
     for n, tag in enumerate(root.findall("tag")):
         source = f"{path}: tag {n}"
         frame = _int(tag, "frame", source)
         label = (tag.get("label") or "").strip()
         if label:
             task_id = tag.get("task_id", "") if tag.get("task_id", "") in tasks else ""
-            video_of(task_id).frames.append((frame, frame + 1, label))
+            task = tasks.get(task_id, _Task())
+            video_of(task_id).frames.append(
+                (task.video_frame(frame), task.video_frame(frame + 1), label)
+            )
     if not videos:  # a task with nothing labelled: all background
         video_of("" if "" in tasks else next(iter(tasks), ""))
     return list(videos.values())

@@ -16,8 +16,9 @@ Import (:func:`read_label_studio`): a project's "JSON" export (a list of tasks).
 annotation is the ground-truth-flagged one, else the most recently updated one that was not
 cancelled; a task with no annotation is not labelled yet and is skipped (counted). Results of
 type ``timelinelabels`` give frame ranges (at the task's ``fps``, else the rate the caller
-gives); ``labels`` results with ``start``/``end`` (the Audio/Video timeline templates) give
-seconds.
+gives); ``videorectangle`` box tracks (``<VideoRectangle>`` + ``<Labels>``) give the frames
+their box is shown on (the box itself is dropped); ``labels`` results with ``start``/``end``
+(the Audio/Video timeline templates) give seconds.
 """
 
 from __future__ import annotations
@@ -176,6 +177,28 @@ def _video_ref(data: dict[str, Any], video_key: str | None) -> str:
     return ""
 
 
+def _shown(value: dict[str, Any], source: str) -> list[tuple[int, int]]:
+    """The 0-based ``[start, end)`` frames a ``videorectangle`` region is shown on: from an
+    enabled keyframe through the next disabled one (inclusive), or to the video's end
+    (``framesCount``) when it stays on."""
+    try:
+        keys = sorted((int(k["frame"]), bool(k.get("enabled", True)))
+                      for k in value.get("sequence") or [])  # fmt: skip
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{source}: bad videorectangle sequence") from None
+    spans, start = [], None
+    for frame, enabled in keys:
+        if start is None:
+            start = frame
+        if not enabled:
+            spans.append((start - 1, frame))
+            start = None
+    if start is not None:
+        end = int(value.get("framesCount") or keys[-1][0])
+        spans.append((start - 1, max(end, keys[-1][0])))
+    return spans
+
+
 def read_label_studio(
     path: str | Path,
     *,
@@ -236,7 +259,7 @@ def read_label_studio(
             labels = (
                 value.get("timelinelabels") if kind == "timelinelabels" else value.get("labels")
             )
-            if kind not in ("timelinelabels", "labels") or not labels:
+            if kind not in ("timelinelabels", "labels", "videorectangle") or not labels:
                 continue
             if len(labels) != 1:
                 raise ValueError(f"{source}: a region with several labels {labels}; one per region")
@@ -252,6 +275,8 @@ def read_label_studio(
                             f"{source}: timeline range {rng} must have 1 <= start <= end"
                         )
                     video.frames.append((first - 1, last, label))  # 1-based inclusive -> [s, e)
+            elif kind == "videorectangle":  # a box track: the frames it is shown on
+                video.frames += [(a, b, label) for a, b in _shown(value, source)]
             elif "start" in value and "end" in value:
                 try:
                     start, end = float(value["start"]), float(value["end"])
