@@ -1,7 +1,9 @@
 """Temporal models: per-frame features ``(B, T, ...)`` -> one clip embedding ``(B, D)``.
 
 Every model here has ``out_dim`` and maps features to an embedding the classifier's linear head
-reads:
+reads. A config reaches them by name through the table in
+:mod:`video_lstm.models.temporal_table` (``convlstm``, ``lstm``, ``adapter_lstm``, ...), where
+each has its options dataclass:
 
 - :class:`RecurrentTemporal` over vectors ``(B, T, D)``: ``nn.LSTM`` / ``nn.GRU`` (cuDNN on
   GPU), optionally bidirectional, stateful.
