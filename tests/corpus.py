@@ -203,6 +203,19 @@ def _flip_bytes(src: Path, dst: Path, where: float, count: int, seed: int = 0) -
     return dst
 
 
+def _flip_mdat(src: Path, dst: Path, where: float, count: int, seed: int) -> Path:
+    """Flip ``count`` bytes at ``where`` (0..1) of the ``mdat`` payload; the index stays intact."""
+    data = bytearray(src.read_bytes())
+    at = data.find(b"mdat")
+    size = int.from_bytes(data[at - 4 : at], "big")
+    start = at + 4 + int((size - 8) * where)
+    rng = np.random.default_rng(seed)
+    for off in rng.choice(np.arange(start, min(start + 64 * count, at - 4 + size)), count, False):
+        data[off] ^= 0xFF
+    dst.write_bytes(bytes(data))
+    return dst
+
+
 def _damage_box(src: Path, dst: Path, box: bytes, seed: int = 1) -> Path:
     """Scramble the middle of the first ``box`` atom (e.g. ``b"stsz"``: sample sizes)."""
     data = bytearray(src.read_bytes())
@@ -236,6 +249,8 @@ VALID = (
     "vp8_odd_size.webm",  # 95 x 65 VP8 4:2:0 (odd sizes round the chroma planes up)
     "theora.ogv",
     "mpeg2_bframes.ts",  # MPEG-2 with B-frames in MPEG-TS
+    "mpeg2_program_stream.mpg",  # MPEG-2 + MP2 audio in an MPEG-PS (camcorder/DVD style)
+    "mpeg1_bframes.mpg",  # MPEG-1 with B-frames in an MPEG-PS (the classic .mpg)
     "h264.m2ts",  # H.264 in an M2TS/MTS-style transport stream
     "h264.flv",
     "h264_full_range.mp4",  # yuvj420p (full range, as phone cameras write)
@@ -248,6 +263,7 @@ DAMAGED = (
     "truncated.mkv",  # cut at 60 %
     "truncated_faststart.mp4",  # cut at 60 %, index at the front claims every frame
     "damaged_moov.mp4",  # sample size table scrambled
+    "flipped_mdat.mp4",  # bytes flipped inside mdat, index intact: the decoder loses a frame
 )
 
 
@@ -364,6 +380,15 @@ def build_corpus(root: Path) -> dict[str, Path]:
     ffmpeg(
         "-i", s, "-c:v", "mpeg2video", "-bf", "2", "-g", "12", "-q:v", "3", o["mpeg2_bframes.ts"]
     )
+    # After a seek the PS demuxer's parser restarts mid-frame and shifts the timestamps of the
+    # packets it hands out (random access was one frame off, streaming right).
+    ffmpeg(
+        "-i", s, "-f", "lavfi", "-i", "sine=duration=3", "-c:v", "mpeg2video", "-bf", "2",
+        "-g", "15", "-b:v", "1M", "-c:a", "mp2", "-shortest", o["mpeg2_program_stream.mpg"],
+    )  # fmt: skip
+    ffmpeg(
+        "-i", s, "-c:v", "mpeg1video", "-bf", "2", "-g", "12", "-q:v", "3", o["mpeg1_bframes.mpg"]
+    )
     ffmpeg(
         "-i",
         s,
@@ -416,4 +441,11 @@ def build_corpus(root: Path) -> dict[str, Path]:
     data = fast.read_bytes()
     out["truncated_faststart.mp4"].write_bytes(data[: int(len(data) * 0.6)])
     _damage_box(fast, out["damaged_moov.mp4"], b"stsz")
+    # 90 frames, 4 bytes flipped near the end of mdat: FFmpeg decodes 89 and decord, seeing
+    # no error, pads its 90 with a copy of the last frame (these flips, measured; most others
+    # make decord fail on read, which auto already survives).
+    long_src = write_source(root / "master_90.mkv", num_frames=90)
+    h264_90 = root / "h264_90.mp4"
+    ffmpeg("-i", str(long_src), *x264, "-g", "30", str(h264_90))
+    _flip_mdat(h264_90, out["flipped_mdat.mp4"], 0.9, 4, seed=11)
     return out

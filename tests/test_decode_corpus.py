@@ -13,6 +13,15 @@ with ``ffmpeg -f rawvideo -pix_fmt rgb24``. Issue 11's defects, by number:
 6. colour differs between backends -> ``test_backends_give_the_same_pixels``, tolerance tests
 7. damaged files -> ``test_damaged_files_*``
 8. extensions -> ``test_one_extension_list``
+
+Issue 19's two, by file:
+
+- ``mpeg2_program_stream.mpg``, ``mpeg1_bframes.mpg``: random access after a seek was one frame
+  off (``get_frames([37])`` gave frame 36; streaming was right) ->
+  ``test_fresh_random_access_matches_ffmpeg``
+- ``flipped_mdat.mp4`` (bytes flipped inside ``mdat``, index intact): decord, under ``auto``,
+  gave 90 frames where FFmpeg decodes 89 -> ``test_damaged_files_*``,
+  ``test_padded_decord_end_gives_ffmpegs_count``
 """
 
 from __future__ import annotations
@@ -96,6 +105,42 @@ def test_random_access_matches_ffmpeg(real_corpus, name, backend):
         clip = r.get_frames(np.arange(n - 16, n))  # a training clip at the end
     assert_frames_match(name, got, ref, [i % n for i in idx])
     assert_frames_match(name, clip, ref, list(range(n - 16, n)))
+
+
+@pytest.mark.parametrize("backend", ["auto", "pyav"])
+@pytest.mark.parametrize("name", VALID)
+def test_fresh_random_access_matches_ffmpeg(real_corpus, name, backend):
+    """One frame from a reader that has read nothing yet: the seek itself must land right."""
+    path = real_corpus[name]
+    ref = reference(path).frames
+    n = len(ref)
+    for i in range(1, n, 3):
+        with open_video(path, backend=backend) as r:
+            got = r.get_frames([i])
+        assert_frames_match(name, got, ref, [i])
+
+
+def test_padded_decord_end_gives_ffmpegs_count(real_corpus):
+    """decord pads a stream that loses frames with copies of its last one: auto notices it on
+    the first read of the end and answers with FFmpeg's count and frames."""
+    from video_lstm.io.decode.probe import CACHE
+
+    path = real_corpus["flipped_mdat.mp4"]
+    ref = ffmpeg_frames(path, threads=1).frames
+    assert len(ref) == ffmpeg_count(path) == 89
+    CACHE.clear()  # a reader that has not seen the file yet in this process
+    with open_video(path) as r:
+        assert (r.backend, r.num_frames) == ("decord", 90)  # what the container promises
+        last = r.get_frames([-1])
+        assert (r.backend, r.num_frames, r.frames_lost) == ("pyav", 89, 1)
+    # Its pixels are concealed from other references after a seek than from the start: the
+    # drawn index tells the frame.
+    assert corpus_index(last[0]) == corpus_index(ref[88])
+    with open_video(path) as r:
+        frames = np.concatenate([f for _, f in r.iter_chunks(16)])
+    assert_frames_match("flipped_mdat.mp4", frames, ref, list(range(89)), tol=CONCEALED)
+    with pytest.raises(BackendUnavailableError, match="damaged"):
+        open_video(path, backend="decord")  # the measured count refuses decord from now on
 
 
 @pytest.mark.parametrize("name", ["mpeg4_asp_bframes.avi", "h264_bframes.avi", "cut_editlist.mp4"])

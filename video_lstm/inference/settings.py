@@ -125,7 +125,8 @@ class RuntimeOptions:
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda``. With ``onnx``: CUDA's execution
             provider where onnxruntime-gpu and a GPU are present, else CPU's.
         precision: ``auto`` (bf16/fp16 autocast on CUDA, fp32 on CPU), ``fp32``, ``bf16``, ``fp16``.
-        backend: Decoder backend: ``auto``, ``decord``, ``pyav``.
+        backend: Decoder backend: ``auto``, ``decord``, ``pyav`` or a registered one
+            (``video_lstm.io.decode.register_backend``).
         threads: CPU threads for the model and the decoder (``None``: what
             ``video_lstm.threads.default_threads`` picks: the idle cores, never more than the
             physical ones).
@@ -167,8 +168,10 @@ class RuntimeOptions:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if self.prefetch is not None and self.prefetch < 0:
             raise ValueError(f"prefetch must be >= 0, got {self.prefetch}")
-        if self.backend not in ("auto", "decord", "pyav"):
-            raise ValueError(f"backend must be auto, decord or pyav, got {self.backend!r}")
+        from video_lstm.io.decode import list_backends  # the decoder table, plugins included
+
+        if self.backend not in list_backends():
+            raise ValueError(f"backend must be one of {list_backends()}, got {self.backend!r}")
 
 
 @dataclass

@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Protocol
 
 import av
 import numpy as np
 
+from video_lstm.io.decode.source import FrameSource
 from video_lstm.io.files import atomic_path
 from video_lstm.io.overlay import AnnotationStyle, Overlay, rgb_to_i420
 from video_lstm.types import Segment
-
-
-class FrameSource(Protocol):
-    """What the writers need from a reader (``video_lstm.io.decode.open_video`` returns one)."""
-
-    num_frames: int
-    fps: float
-    width: int
-    height: int
-
-    def get_frames(self, indices: Sequence[int] | np.ndarray) -> np.ndarray: ...
-
-    def iter_chunks(self, chunk_size: int) -> Iterator[tuple[int, np.ndarray]]: ...
-
 
 _H264 = ("libx264", "h264_nvenc")
 # x264 presets -> NVENC's p1 (fastest) .. p7 (best)
