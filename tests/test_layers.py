@@ -1,0 +1,69 @@
+"""Imports point one way (docs/STYLE.md): ``io/data <- models <- training/inference <- pipelines
+<- tools``. Every import counts, the ones inside functions too: a lazy import still ties the two
+modules together (it only hides the tie from the interpreter at import time)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The layer of each part of the house; a module may import its own layer and the ones below.
+LAYERS = {"io": 0, "data": 0, "models": 1, "training": 2, "inference": 2}
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for package in ("video_lstm", "pipelines", "tools"):
+        for path in (ROOT / package).rglob("*.py"):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """``{module: the modules of the repository it imports}`` (``from a.b import c`` counts as
+    ``a.b.c`` when that is a module, else ``a.b``)."""
+    modules = _modules()
+
+    def resolve(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph = {}
+    for module, path in modules.items():
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: from the package of this module
+                    package = module.split(".")[: None if path.name == "__init__.py" else -1]
+                    base = ".".join(package[: len(package) - node.level + 1] + [base] * bool(base))
+                names |= {f"{base}.{a.name}" for a in node.names}
+        graph[module] = {r for n in names if (r := resolve(n)) and r != module}
+    return graph
+
+
+def layer(module: str) -> int:
+    top, _, rest = module.partition(".")
+    if top != "video_lstm":
+        return {"pipelines": 3, "tools": 4}[top]
+    return LAYERS.get(rest.partition(".")[0], 0)  # types, errors, threads, plugins, configs: 0
+
+
+def test_imports_point_down_the_layers():
+    graph = import_graph()
+    assert {"video_lstm.models.classifier", "pipelines.cli"} <= set(graph)
+    upward = sorted(f"{m} -> {d}" for m, deps in graph.items() for d in deps if layer(d) > layer(m))
+    assert not upward, "\n".join(upward)
+
+
+def test_the_graph_sees_imports_inside_functions():
+    assert "pipelines.batch" in import_graph()["pipelines.cli"]  # imported in _run only
+    assert (
+        layer("video_lstm.inference.settings") > layer("video_lstm.models") > layer("video_lstm.io")
+    )
