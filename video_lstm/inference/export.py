@@ -22,12 +22,15 @@ probabilities differ by more than ``tolerance`` (default :data:`TOLERANCE`) is r
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -274,7 +277,7 @@ def export_onnx(
         feat_diff = float(np.abs(got_feats - feats).max())
         prob_diff = float(np.abs(probs - want).max())
         step_diff = None
-        if step is not None:  # the windows again, stepped from the zero state
+        if step is not None and "file" in step:  # the windows again, stepped from zero
             stepped = np.stack([_run_steps(onnx_pred, w) for w in windows[:4]])
             step_diff = float(np.abs(stepped - want[:4]).max())
             prob_diff = max(prob_diff, step_diff)
@@ -297,7 +300,7 @@ def export_onnx(
         side.write_text(json.dumps(doc, indent=2))
         final_side = sidecar_path(out)
         # The sidecar last: a reader that finds it finds both graphs complete.
-        if step is not None:
+        if step is not None and "file" in step:
             os.replace(tmp / step["file"], out.with_name(step["file"]))
         os.replace(head_path, out.with_name(head_path.name))
         os.replace(enc_path, out)
@@ -320,12 +323,40 @@ def _export_step(model: Any, feats: np.ndarray, path: Path, opset: int) -> dict[
     """The stateful step graph of a recurrent model (``None`` for others): one stream's
     ``features (1, ...)`` and state in, ``probs (1, K)`` and the next state out.
 
-    Traced on a state one step in (not the zero state, which some steps treat apart).
+    Traced on a state one step in (not the zero state, which some steps treat apart). Optional:
+    where the exporter cannot convert a model's step (the LSTM over the adapter's pooled maps:
+    ``adaptive_max_pool2d`` of a map whose size tracing lost), ``{"error": ...}`` says why and
+    the offline graphs are written all the same.
     """
-    import torch
-
     if not getattr(model, "stateful", False):
         return None
+    try:
+        with _quiet_native_output():  # a failed conversion prints its TorchScript graph (C++)
+            return _trace_step(model, feats, path, opset)
+    except Exception as exc:  # the exporter raises many kinds for an op it cannot convert
+        return {"error": " ".join(str(exc).split())[:300]}
+
+
+@contextlib.contextmanager
+def _quiet_native_output() -> Iterator[None]:
+    """File descriptors 1 and 2 to /dev/null for the block (native code writes to them)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        for fd, copy in zip((1, 2), saved, strict=True):
+            os.dup2(copy, fd)
+            os.close(copy)
+
+
+def _trace_step(model: Any, feats: np.ndarray, path: Path, opset: int) -> dict[str, Any]:
+    import torch
+
     x = torch.from_numpy(feats[:2].copy())  # (2, ...): two steps of one stream
     with torch.inference_mode():
         state = model.init_state(1, x[:1])

@@ -225,7 +225,7 @@ class OnnxPredictor:
         self._windows_in = self.head.get_inputs()[0].name
         step = self.export.info.get("step")
         self.stepper = None
-        if step:
+        if step and "file" in step:  # {"error": ...}: the exporter could not convert the step
             path = self.export.encoder.with_name(step["file"])
             self.stepper = ort.InferenceSession(str(path), options, providers=providers)
             self._state_spec = [(tuple(s["shape"]), np.dtype(s["dtype"])) for s in step["state"]]
