@@ -145,12 +145,11 @@ class VideoFinder:
         rel = urllib.parse.unquote(rel).lstrip("/")
         if not rel:
             return None
-        candidate = self.root / rel
-        if candidate.is_file():
-            return candidate
-        # A document root above the video folder: the tail of REL below it.
+        if Path(rel).suffix.lower() not in VIDEO_EXTENSIONS:
+            return None
+        # REL below root, or (a document root above the video folder) a tail of REL below it.
         parts = Path(rel).parts
-        for i in range(1, len(parts)):
+        for i in range(len(parts)):
             candidate = self.root.joinpath(*parts[i:])
             if candidate.is_file():
                 return candidate
