@@ -1,6 +1,7 @@
-"""No private Lightning API in the package (issue 19): no name or module with a leading underscore
-imported from ``lightning``/``torchmetrics``, and no subclass of a Lightning class that reads or
-writes its base's private attributes (``LastEpochCheckpoint`` used to set
+"""No private Lightning or decord API in the package (issue 19): no name or module with a leading
+underscore imported or reached from ``lightning``/``torchmetrics``/``decord`` (``decord._ffi``
+was called once), and no subclass of a Lightning class that reads or writes its base's private
+attributes (``LastEpochCheckpoint`` used to set
 ``self._last_global_step_saved`` to make ``ModelCheckpoint`` write ``last.ckpt``)."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import inspect
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-THIRD_PARTY = ("lightning", "torchmetrics")
+THIRD_PARTY = ("lightning", "torchmetrics", "decord")
 
 
 def _private(dotted: str) -> bool:
@@ -22,6 +23,7 @@ def private_uses(source: str) -> list[str]:
     """What ``source`` uses of the third-party packages' private API, one line each."""
     tree = ast.parse(source)
     found, imported = [], {}  # local name -> (module, name)
+    modules: set[str] = set()  # local names of imported third-party modules
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in THIRD_PARTY:
             for alias in node.names:
@@ -29,8 +31,16 @@ def private_uses(source: str) -> list[str]:
                 if _private(f"{node.module}.{alias.name}"):
                     found.append(f"line {node.lineno}: from {node.module} import {alias.name}")
         elif isinstance(node, ast.Import):
-            found += [f"line {node.lineno}: import {a.name}" for a in node.names
-                      if a.name.split(".")[0] in THIRD_PARTY and _private(a.name)]  # fmt: skip
+            for a in node.names:
+                if a.name.split(".")[0] in THIRD_PARTY:
+                    modules.add(a.asname or a.name.split(".")[0])
+                    if _private(a.name):
+                        found.append(f"line {node.lineno}: import {a.name}")
+    for node in ast.walk(tree):  # decord._ffi.base: a private attribute of a module
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id in modules and _private(node.attr)
+                and not node.attr.startswith("__")):  # fmt: skip
+            found.append(f"line {node.lineno}: {node.value.id}.{node.attr}")
     for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
         bases = [getattr(importlib.import_module(imported[b.id][0]), imported[b.id][1])
                  for b in cls.bases if isinstance(b, ast.Name) and b.id in imported]  # fmt: skip
@@ -54,20 +64,23 @@ def test_the_check_finds_the_old_last_checkpoint_hack():
     old = (
         "from lightning.pytorch.callbacks import ModelCheckpoint\n"
         "from lightning.pytorch.utilities.rank_zero import _get_rank\n"
+        "import decord\n"
         "class LastEpochCheckpoint(ModelCheckpoint):\n"
         "    def _save_topk_checkpoint(self, trainer, monitor_candidates):\n"
         "        super()._save_topk_checkpoint(trainer, monitor_candidates)\n"
         "        self._mine = 1\n"
         "        self._last_global_step_saved = trainer.global_step\n"
+        "lib = decord._ffi.base._LIB\n"
     )
     assert private_uses(old) == [
         "line 2: from lightning.pytorch.utilities.rank_zero import _get_rank",
-        "line 4: LastEpochCheckpoint overrides _save_topk_checkpoint",
-        "line 7: LastEpochCheckpoint uses its base's self._last_global_step_saved",
+        "line 9: decord._ffi",
+        "line 5: LastEpochCheckpoint overrides _save_topk_checkpoint",
+        "line 8: LastEpochCheckpoint uses its base's self._last_global_step_saved",
     ]
 
 
-def test_no_private_lightning_api_in_the_package():
+def test_no_private_lightning_or_decord_api_in_the_package():
     found = [f"{path.relative_to(ROOT)} {use}"
              for package in ("video_lstm", "pipelines") for path in sorted((ROOT / package).rglob("*.py"))
              for use in private_uses(path.read_text())]  # fmt: skip
