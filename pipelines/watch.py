@@ -203,6 +203,7 @@ class StreamStats:
     dropped: int = 0
     lag_s: float = 0.0
     max_lag_seen_s: float = 0.0
+    first_wall: float | None = None  # wall time the first frame was decoded
     connections: int = 0
     corrupt_packets: int = 0
     events: int = 0
@@ -262,6 +263,8 @@ class _Stream:
                     continue
                 last = item.index + 1
                 self.stats.frames = last
+                if self.stats.first_wall is None:
+                    self.stats.first_wall = item.wall
                 if self.clips is not None and item.full is not None:
                     self.clips.add_frame(item.index, item.full)
                 if self.preview is not None and item.full is not None:
