@@ -232,6 +232,13 @@ def _export(argv: Sequence[str]) -> int:
     return 0
 
 
+def _adapt_stream(argv: Sequence[str]) -> int:
+    from video_lstm.training.stream_adapt import adapt_for_streaming
+
+    print(f"adapted checkpoint: {_cli('adapt-stream', adapt_for_streaming, argv)}")
+    return 0
+
+
 def _demo(argv: Sequence[str]) -> int:
     from pipelines.demo import run_demo
 
@@ -357,6 +364,10 @@ COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int | None]]] = {
         _export_labels,
     ),
     "watch": ("annotate live streams (URL, webcam, growing file) as they play: events", _watch),
+    "adapt-stream": (
+        "fine-tune a recurrent model for carried state (watch --state carry)",
+        _adapt_stream,
+    ),
     "demo": ("dataset -> brief training -> annotate demo videos", _demo),
     "report": (
         "HTML report of a run, training run, compare or evaluate folder (index.html)",

@@ -616,9 +616,14 @@ def _run(lives, names, checkpoint, out, *, stop, state, reset_steps, latency_s, 
     predictor = Predictor.from_checkpoint(checkpoint, device=device)
     meta = predictor.meta
     resolved = rules.resolve(getattr(meta, "segment_rules", None))
-    # auto = windows: the demo model, trained on 4-step windows from a zero state, localises
-    # far worse with its state carried (README, "Live streams"); carry is asked for by name.
-    mode = "windows" if state == "auto" else state
+    # auto: carry only for a model adapted to it (training.stream_adapt); one trained on short
+    # windows from a zero state localises far worse with its state carried (README).
+    adapted = "stream_adapted" in (getattr(meta, "extra", None) or {})
+    mode = (
+        ("carry" if adapted and supports_carry(predictor.model) else "windows")
+        if state == "auto"
+        else state
+    )
     if mode == "carry" and not supports_carry(predictor.model):
         raise UsageError(f"{checkpoint}: --state carry needs a recurrent, one-directional "
                          "temporal model (lstm, gru, convlstm, convgru); use --state windows")  # fmt: skip

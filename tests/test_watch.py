@@ -671,3 +671,43 @@ def test_live_page_in_chromium(ckpt, tmp_path):
     assert [c for c in seen["colours"] if c != "?"][:2] in (["red", "yellow"], ["yellow", "red"])
     assert "(frame " in seen["label"]
     assert seen["link"].startswith("/files/page/clips/") and seen["clip"][4:8] == b"ftyp"
+
+
+# ------------------------------------------------------------------------------- carried state
+
+
+@pytest.mark.slow
+def test_adapt_stream_then_watch_carries_the_state(tmp_path):
+    """``adapt-stream`` fine-tunes the temporal model and head (not the backbone) through the
+    step API on the training videos; ``watch --state auto`` then carries the state, and the
+    carried scores are what stepping the adapted model gives."""
+    import torch
+
+    from video_lstm.data.synthetic import write_untrimmed_dataset
+    from video_lstm.models import create_model
+    from video_lstm.models.checkpoint import ModelMeta, load_checkpoint, save_checkpoint
+    from video_lstm.training.stream_adapt import adapt_for_streaming
+
+    root = write_untrimmed_dataset(tmp_path / "u", videos={"train": 2, "test": 1},
+                                   scene="objects", classes=["grow", "shrink"],
+                                   actions_per_video=2, frames_per_action=(12, 14),
+                                   gap_frames=(6, 8), size=48, workers=1)  # fmt: skip
+    torch.manual_seed(0)
+    model = create_model("lstm_efficientnet_lite0", num_classes=3, frame_size=48)
+    meta = ModelMeta.for_model(model, ["background", "grow", "shrink"], clip_len=4,
+                               frame_interval=2, segment_rules={"background": "background"})  # fmt: skip
+    ck = save_checkpoint(tmp_path / "m.pt", model, meta)
+    out = adapt_for_streaming(str(ck), str(tmp_path / "adapted.pt"), root=str(root),
+                              manifest_args={"annotations": "annotations.csv"}, epochs=2,
+                              seq_steps=8, threads=1, progress=False)  # fmt: skip
+    adapted, ameta = load_checkpoint(out)
+    assert ameta.extra["stream_adapted"]["epochs"] == 2
+    before, after = model.state_dict(), adapted.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("backbone."))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("head."))
+    video = next((root / "videos" / "test").glob("*.mp4"))
+    summary = watch(str(video), out, str(tmp_path / "w"), reconnect_s=0, device="cpu",
+                    progress=False, threshold=0.0)  # fmt: skip
+    status = json.loads((tmp_path / "w" / video.stem / "status.json").read_text())
+    assert status["scoring"] == "carry"
+    assert summary.streams[0]["scored"] == summary.streams[0]["sampled"]
