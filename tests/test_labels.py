@@ -310,3 +310,26 @@ def test_cvat_xml_meets_the_published_format_and_datumaro_reads_it(run, tmp_path
     proc = subprocess.run([str(python), str(ROOT / "tests" / "cvat_check.py"), str(schema),
                            str(bad)], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode != 0 or not json.loads(proc.stdout)[str(bad)]["valid"]
+
+
+def test_label_studio_annotation_choice_and_frame_rate_option(run, tmp_path):
+    """Ground truth first, else the latest annotation not cancelled; frames at ``frame_rate``
+    when the task has no ``fps`` (Label Studio's own default is 24)."""
+
+    def ann(i, label, updated, **kw):
+        r = {"type": "timelinelabels", "value": {"ranges": [{"start": 1, "end": 12}],
+                                                 "timelinelabels": [label]}}  # fmt: skip
+        return {"id": i, "result": [r], "updated_at": updated, **kw}
+
+    task = {"data": {"video": "/data/local-files/?d=videos/a.mp4"},
+            "annotations": [ann(1, "sit", "2026-12-01T10:00:00Z"),
+                            ann(2, "stand", "2026-12-02T10:00:00Z"),
+                            ann(3, "sit", "2026-12-03T10:00:00Z", was_cancelled=True)]}  # fmt: skip
+    export = tmp_path / "e.json"
+    export.write_text(json.dumps([task]))
+    m = load_manifest("label-studio", run["videos"], annotations=export, frame_rate=24.0)
+    assert _read(m, run["videos"]) == {"a.mp4": [(0.0, 0.5, "stand")]}  # 12 frames at 24 fps
+    task["annotations"][0]["ground_truth"] = True
+    export.write_text(json.dumps([task]))
+    m = load_manifest("label-studio", run["videos"], annotations=export)
+    assert _read(m, run["videos"]) == {"a.mp4": [(0.0, 0.48, "sit")]}  # the file's 25 fps
