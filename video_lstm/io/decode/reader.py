@@ -46,6 +46,7 @@ from video_lstm.io.decode.source import (
     clean_message,
     output_size,
 )
+from video_lstm.plugins import load_plugins
 from video_lstm.types import VideoInfo
 
 __all__ = [
@@ -121,9 +122,16 @@ def register_backend(
     return backend
 
 
+def _table() -> list[Backend]:
+    """The registered backends, highest priority first."""
+    load_plugins()  # a worker process finds what the command line's --plugin registered
+    with _LOCK:
+        return sorted(_BACKENDS.values(), key=lambda b: -b.priority)
+
+
 def list_backends() -> tuple[str, ...]:
-    """``"auto"`` and every registered backend's name."""
-    return ("auto", *_BACKENDS)
+    """``"auto"`` and every registered backend's name (plugins loaded first)."""
+    return ("auto", *(b.name for b in _table()))
 
 
 def get_backend(name: str) -> Backend:
@@ -132,10 +140,11 @@ def get_backend(name: str) -> Backend:
     Raises:
         ValueError: No such backend (the message lists the registered ones).
     """
-    try:
-        return _BACKENDS[name]
-    except KeyError:
-        raise ValueError(f"backend must be one of {list_backends()}, got {name!r}") from None
+    for backend in _table():
+        if backend.name == name:
+            return backend
+    hint = " (a plugin's backend needs --plugin FILE.py or VIDEO_LSTM_PLUGINS)"
+    raise ValueError(f"backend must be one of {list_backends()}, got {name!r}{hint}")
 
 
 def open_video(path: str | Path, *, backend: str = "auto", **options: Any) -> FrameSource:
@@ -162,12 +171,10 @@ def open_video(path: str | Path, *, backend: str = "auto", **options: Any) -> Fr
     if backend != "auto":
         return get_backend(backend).open(path, opts)
     probe = probe_file(path)
-    with _LOCK:
-        table = sorted(_BACKENDS.values(), key=lambda b: -b.priority)
     candidates = [
         b
-        for b in table
-        if b.accepts is not None and (b.hwaccel or not opts.hwaccel) and _accepts(b, probe)
+        for b in _table()
+        if b.accepts is not None and (b.hwaccel or not opts.hwaccel) and b.accepts(probe)
     ]
     if not candidates:
         raise BackendUnavailableError(path, "no registered decoder backend accepts this file")
@@ -182,11 +189,6 @@ def open_video(path: str | Path, *, backend: str = "auto", **options: Any) -> Fr
             source._strict = False  # under auto, decord hands over to PyAV after open too
         return source
     raise AssertionError("unreachable")
-
-
-def _accepts(backend: Backend, probe: Probe) -> bool:
-    assert backend.accepts is not None
-    return bool(backend.accepts(probe))
 
 
 # open_video's keywords are DecodeOptions' fields (one definition), shown by help() and
