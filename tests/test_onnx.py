@@ -319,3 +319,29 @@ def test_the_onnx_extra_does_not_pull_the_training_stack():
     assert {"onnxruntime", "onnx"} <= names(extras["onnx"])
     assert {"torch", "torchvision", "lightning", "torchmetrics"} <= names(extras["train"])
     assert "video_lstm[train,onnx]" in extras["dev"]
+
+
+@pytest.mark.slow
+def test_onnx_gives_the_torch_segments_on_the_decode_corpus(checkpoint, exported, real_corpus,
+                                                            tmp_path):  # fmt: skip
+    """Every file of the real-world corpus (AVI B-frames, edit lists, rotation, 10-bit, damaged
+    streams ...): the same segments from both runtimes, or the same error."""
+    outcomes = {}
+    for name, video in sorted(real_corpus.items()):
+        got = {}
+        for runtime, model in (("torch", checkpoint), ("onnx", exported)):
+            settings = AnnotateSettings.from_flat(
+                **RULES, runtime=runtime, device="cpu", threads=1, outputs=["json"]
+            )
+            try:
+                annotate_video(str(video), str(model), str(tmp_path / runtime), settings,
+                               name=name, progress=False)  # fmt: skip
+                got[runtime] = segments_of(tmp_path / runtime / f"{name}.json")
+            except Exception as exc:  # a file the decoder refuses: both must refuse it alike
+                got[runtime] = type(exc).__name__
+        outcomes[name] = got
+        if isinstance(got["torch"], str):
+            assert got["onnx"] == got["torch"], name
+        else:
+            assert_same_segments(got["onnx"], got["torch"])
+    assert sum(not isinstance(g["torch"], str) for g in outcomes.values()) >= 10
