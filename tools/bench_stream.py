@@ -246,10 +246,12 @@ def bench_memory(args, work: Path) -> None:
             pass
         time.sleep(1.0)
     rows = []
-    for frac in (0.1, 0.25, 0.5, 0.75, 1.0):
-        at = [r for m, r in samples if m <= frac * args.minutes]
+    for frac in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0):
+        at = [r for m, r in samples if m <= frac * args.minutes + 1e-9 and m > 0]
         if at:
             rows.append([f"{frac * args.minutes:.1f}", f"{max(at):.0f}"])
+    if samples:
+        rows.append(["after the end", f"{max(r for _, r in samples):.0f}"])
     table(f"Peak RSS of one stream over {args.minutes} min of 360p (replayed as fast as it goes)",
           ["stream minutes", "peak RSS MiB so far"], rows)  # fmt: skip
 
