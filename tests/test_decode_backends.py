@@ -173,3 +173,20 @@ def test_no_private_decord_api():
             if any(part.startswith("_") for n in names for part in n.split(".")):
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not found, found
+
+
+def test_a_static_ending_keeps_decord(tmp_path):
+    """decord's padding check (last frame equal to the one before) also fires on a video that
+    ends on identical frames: FFmpeg counts the same frames, so decord stays and the frames
+    are the right ones."""
+    path = tmp_path / "static_end.mp4"
+    frames = [np.full((24, 32, 3), 20 * min(i, 6), dtype=np.uint8) for i in range(10)]
+    with VideoWriter(path, fps=10, width=32, height=24) as w:
+        w.write(np.stack(frames))
+    with open_video(path) as video:
+        assert video.backend == "decord"
+        last = video.get_frames([-1])
+        assert (video.backend, video.num_frames, video.frames_lost) == ("decord", 10, 0)
+        assert abs(float(last.mean()) - 120) < 2
+        streamed = np.concatenate([f for _, f in video.iter_chunks(4)])
+    assert [round(float(f.mean()) / 20) for f in streamed] == [0, 1, 2, 3, 4, 5, 6, 6, 6, 6]

@@ -13,9 +13,10 @@ A stream whose decoder loses frames (bytes flipped inside ``mdat`` with an intac
 not refused by any of that: decord still returns the header's count, padding the end with
 copies of the last frame it decoded (measured, decord 0.6.0: FFmpeg decodes 89 of 90 frames,
 decord returns 90, the last a copy of the one before). :class:`DecordSource` therefore reads
-the frame before the last one whenever the last one is asked for, and reports
-:class:`PaddedEnd` when the two are identical; the reader then counts the frames with PyAV
-(a static ending is identical too: it costs that one pass and keeps decord).
+the frame before the last one with the last one (the same run: one frame more to decode, none
+when streaming), once per reader, and reports :class:`PaddedEnd` when the two are identical;
+the reader then counts the frames with PyAV (a static ending is identical too: it costs that
+one pass and keeps decord).
 """
 
 from __future__ import annotations
@@ -81,12 +82,26 @@ class DecordSource:
         """Decode sorted unique ``targets`` into ``out[i]``.
 
         Raises:
-            PaddedEnd: The last frame was asked for and equals the one before it.
+            PaddedEnd: The last frame was read (``out`` is filled) and equals the one before.
         """
+        last = len(self.vr) - 1
+        if self._end_checked or not len(targets) or int(targets[-1]) != last or last < 1:
+            self._read(targets, out)
+            return
+        self._end_checked = True
+        if len(targets) >= 2 and int(targets[-2]) == last - 1:
+            self._read(targets, out)
+            before = out[-2]
+        else:  # the frame before the last one too: the same run, one frame more to decode
+            both = np.empty((len(targets) + 1, *out.shape[1:]), dtype=out.dtype)
+            self._read(np.insert(targets, len(targets) - 1, last - 1), both)
+            out[:-1], out[-1] = both[:-2], both[-1]
+            before = both[-2]
+        if np.array_equal(before, out[-1]):
+            raise PaddedEnd
+
+    def _read(self, targets: np.ndarray, out: np.ndarray) -> None:
         vr = self.vr
-        last = len(vr) - 1
-        if not self._end_checked and len(targets) and int(targets[-1]) == last and last > 0:
-            self._check_end(targets, out)
         # Split sorted unique targets into runs of consecutive indices.
         breaks = np.flatnonzero(np.diff(targets) != 1) + 1
         starts = np.concatenate([[0], breaks])
@@ -105,14 +120,6 @@ class DecordSource:
         if singles:
             out[singles] = vr.get_batch(targets[singles]).asnumpy()
             self._pos = -1
-
-    def _check_end(self, targets: np.ndarray, out: np.ndarray) -> None:
-        last = len(self.vr) - 1
-        self._end_checked = True
-        pair = self.vr.get_batch([last - 1, last]).asnumpy()
-        self._pos = -1
-        if np.array_equal(pair[0], pair[1]):
-            raise PaddedEnd
 
     def close(self) -> None:
         self.vr = None

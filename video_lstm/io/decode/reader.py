@@ -428,8 +428,7 @@ class VideoReader(IndexedSource):
             except PaddedEnd:
                 self._verify_end()  # decord stays only if FFmpeg counts the same frames
                 if isinstance(self._source, DecordSource):
-                    self._source.read(targets, out)
-                    return out
+                    return out  # a static ending: decord's frames were right
                 raise IndexChanged from None
             except Exception as exc:  # DECORDError: never let a native traceback escape
                 source._pos = -1
