@@ -141,6 +141,24 @@ def _run_with_kills(checkpoint, root: Path, out: Path, kill: dict[str, int], **k
     return result, outcomes, killed, {j.rel: read_record(j) for j in jobs}
 
 
+def test_ray_engine_runs_an_exported_model_on_onnx_runtime(ray_local, checkpoint, videos, tmp_path):
+    """``--runtime onnx`` on Ray workers: the export's segments are the torch run's."""
+    from video_lstm.inference.export import export_onnx
+
+    model = export_onnx(checkpoint, tmp_path / "model.onnx").encoder
+    onnx_run = _run(videos, model, tmp_path / "onnx", engine="ray", workers=2, threads=1,
+                    runtime="onnx", outputs=["json"])  # fmt: skip
+    assert sorted(onnx_run.done) == ["a.mp4", "c c.mp4", "sub/d.mp4"]
+    local = _run(videos, checkpoint, tmp_path / "torch", outputs=["json"])
+    assert sorted(local.done) == sorted(onnx_run.done)
+    for rel in local.done:
+        got, want = (
+            json.loads((tmp_path / d / f"{rel}.json").read_text()) for d in ("onnx", "torch")
+        )
+        assert [s["label"] for s in got["segments"]] == [s["label"] for s in want["segments"]]
+        assert got["settings"]["runtime"]["runtime"] == "onnx"
+
+
 def test_killed_worker_video_is_retried_elsewhere_and_done_once(ray_local, checkpoint, tmp_path):
     """``ray.kill`` on the worker doing ``long.mp4`` while it holds the claim: another worker
     does the video (at once, without waiting for the claim to go stale), nothing is done
