@@ -240,6 +240,16 @@ def test_runtime_onnx_takes_a_checkpoint_exported_once_into_the_cache(
     assert path.stat().st_mtime_ns == stamp  # reused, not exported again
 
 
+def test_export_cli_prints_what_it_wrote_and_refuses_in_one_line(checkpoint, tmp_path, capsys):
+    from pipelines.cli import main
+
+    assert main(["export", str(checkpoint), str(tmp_path / "m.pt")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("video-lstm export: error: ") and ".onnx" in err and "\n" not in err
+    assert main(["export", str(tmp_path / "none.pt"), str(tmp_path / "m.onnx")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
 def test_runtime_mismatch_and_bad_models_are_one_line_errors(exported, tmp_path):
     with pytest.raises(ValueError, match="--runtime onnx"):
         load_predictor(exported, AnnotateSettings.from_flat(runtime="torch"))

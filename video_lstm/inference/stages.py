@@ -12,7 +12,8 @@
    writer a plugin registered.
 
 :func:`video_lstm.inference.annotate.annotate_video` is the entry point (checks its inputs,
-loads the model, runs these). torch is imported only when a model runs.
+loads the model, runs these). torch is imported only when a torch model runs: with
+``--runtime onnx`` (``inference.runtime``) the stages run on numpy and ONNX Runtime alone.
 """
 
 from __future__ import annotations
