@@ -331,10 +331,41 @@ def _export_step(model: Any, feats: np.ndarray, path: Path, opset: int) -> dict[
     if not getattr(model, "stateful", False):
         return None
     try:
-        with _quiet_native_output():  # a failed conversion prints its TorchScript graph (C++)
+        with _quiet_native_output(), _static_adaptive_pools():
             return _trace_step(model, feats, path, opset)
     except Exception as exc:  # the exporter raises many kinds for an op it cannot convert
         return {"error": " ".join(str(exc).split())[:300]}
+
+
+@contextlib.contextmanager
+def _static_adaptive_pools() -> Iterator[None]:
+    """Adaptive pooling as fixed-kernel pooling where the map divides evenly, while tracing.
+
+    In a single step the exporter loses the map size before the LSTM adapter's
+    ``adaptive_max_pool2d`` (the step's local-correlation slices), and ONNX has no adaptive
+    pool: with the size read as a constant (one stream's map size is fixed) it is a plain
+    ``MaxPool``/``AveragePool``. The window check against torch decides whether it is right.
+    """
+    import torch.nn.functional as F
+
+    saved = F.adaptive_max_pool2d, F.adaptive_avg_pool2d
+
+    def fixed(adaptive: Any, plain: Any) -> Any:
+        def pool(x: Any, output_size: Any, *args: Any, **kwargs: Any) -> Any:
+            oh, ow = (output_size, output_size) if isinstance(output_size, int) else output_size
+            h, w = int(x.shape[-2]), int(x.shape[-1])
+            if args or kwargs or not (oh and ow) or h % oh or w % ow:
+                return adaptive(x, output_size, *args, **kwargs)
+            return plain(x, (h // oh, w // ow))
+
+        return pool
+
+    F.adaptive_max_pool2d = fixed(saved[0], F.max_pool2d)
+    F.adaptive_avg_pool2d = fixed(saved[1], F.avg_pool2d)
+    try:
+        yield
+    finally:
+        F.adaptive_max_pool2d, F.adaptive_avg_pool2d = saved
 
 
 @contextlib.contextmanager
