@@ -356,6 +356,7 @@ class _Stream:
         fi = 0
         for item in items:
             if isinstance(item, LiveFrame):
+                self.stats.state = "running"
                 if self._fresh:  # the first step of a stretch owns the frames before it too
                     lo = item.index - self.k // 2 if self._conn_lo is None else self._conn_lo
                     self._pushed = max(self._pushed, lo)
@@ -374,7 +375,7 @@ class _Stream:
             elif isinstance(item, Gap):
                 self._end_stretch(item.index, item.reason)
                 self._conn_lo, self._fresh = item.index, True
-                self.stats.state = "running"
+                self.stats.state = "reconnecting"
             elif isinstance(item, _End):
                 self._end_stretch(max(item.index, self._pushed), item.reason)
                 self.ended = True

@@ -313,6 +313,7 @@ def _run_stream(protocol: str, video: Path, ckpt: Path, out: Path, **kw) -> tupl
                 break
             time.sleep(0.05)
         opts["ffmpeg_options"] = {"live_start_index": "0"}
+        opts["reconnect_s"] = 2  # an ended playlist reopens as a replay: nothing new, no repeat
         t, box = _watch_in_thread(f"http://127.0.0.1:{port}/s.m3u8", str(ckpt), str(out), **opts)
     else:
         raise ValueError(protocol)

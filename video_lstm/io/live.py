@@ -23,7 +23,8 @@ What ``SOURCE`` may be (:func:`source_kind`):
   index at the end and cannot be read before it is finished).
 
 Faults: a stream that ends, or errors, is reopened with exponential backoff (0.25 s doubling
-to 4 s) until ``reconnect_s`` seconds have passed without a frame; a corrupt packet is skipped
+to 4 s) until ``reconnect_s`` seconds have passed without a new frame (a reopened ``http(s)``
+source that only replays what was seen, an ended HLS playlist, delivers nothing new); a corrupt packet is skipped
 (FFmpeg's decoder conceals it; an error from one packet does not end the stream). A source that
 cannot be opened at all raises :class:`SourceError` (``video-lstm watch`` prints it as one line
 and exits 2).
@@ -324,14 +325,27 @@ class LiveSource:
             self._last_error = _describe(exc)
 
     def frames(self, stop: threading.Event | None = None) -> Iterator[LiveFrame | Gap]:
-        """Frames until the stream ends for good (or ``stop`` is set); a :class:`Gap` each time
-        the stream was lost and reopened. :meth:`open` must have succeeded first."""
+        """Frames until the stream ends for good (or ``stop`` is set), and a :class:`Gap` as
+        soon as a stream that delivered frames is lost (before it is reopened: what was open
+        can be closed at once). :meth:`open` must have succeeded first.
+
+        The stream ends when ``reconnect_s`` seconds pass without a new frame: a source that
+        no longer opens, or one that opens but only replays what was seen (an HLS playlist that
+        has ended, a progressive HTTP file: frames whose timestamps are not after the last one
+        delivered are skipped after a reopen of an ``http(s)`` URL)."""
         stop = stop or threading.Event()
         reformatter = av.video.reformatter.VideoReformatter()
+        last_new = time.monotonic()
+        last_pts: float | None = None
+        replay_guard = self.source.lower().startswith(("http://", "https://"))
         while not stop.is_set():
             t0_wall = time.monotonic()
             pts0: float | None = None
+            delivered = False
             for frame in self._decoded(stop):
+                seen = last_pts is not None and frame.time is not None and frame.time <= last_pts
+                if replay_guard and seen:
+                    continue
                 now = time.monotonic()
                 if self.options.realtime and frame.time is not None:
                     if pts0 is None:
@@ -341,18 +355,19 @@ class LiveSource:
                     if delay > 0 and stop.wait(delay):
                         return
                 yield self._frame(frame, reformatter)
+                delivered, last_new = True, time.monotonic()
+                if frame.time is not None:
+                    last_pts = frame.time if last_pts is None else max(last_pts, frame.time)
             self.close()
-            if stop.is_set() or (self.kind == "file" and not self.options.follow):
-                return
-            lost = time.time()
+            if stop.is_set() or self.kind == "file":
+                return  # a file's end is the end (with follow: it stopped growing)
             reason = f"stream lost: {self._last_error}" if self._has_error() else "stream ended"
             self._last_error = ""
-            if self.options.reconnect_s <= 0 or not self._connect(
-                stop, time.monotonic() + self.options.reconnect_s
-            ):
-                yield Gap(self._next_index, reason + " (not reconnected)", lost)
+            if delivered:
+                yield Gap(self._next_index, reason, time.time())
+            deadline = last_new + self.options.reconnect_s
+            if time.monotonic() >= deadline or not self._connect(stop, deadline):
                 return
-            yield Gap(self._next_index, reason, lost)
 
     _last_error = ""
 
