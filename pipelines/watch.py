@@ -474,6 +474,7 @@ def watch(
     background: str | None = None,
     duration_s: float | None = None,
     status_every_s: float = 2.0,
+    runtime: str = "torch",
     device: str = "auto",
     threads: int | None = 1,
     clips: bool = False,
@@ -529,6 +530,9 @@ def watch(
         duration_s: Stop after this many seconds of wall-clock time (``None``: when the
             sources end, or on SIGINT/SIGTERM).
         status_every_s: Seconds between ``status.json`` refreshes and progress lines.
+        runtime: ``torch`` (a checkpoint) or ``onnx`` (ONNX Runtime, no torch: a model from
+            ``video-lstm export``, or a checkpoint exported on the fly; ``carry`` then runs its
+            step graph), as ``annotate --runtime``.
         device: ``auto``, ``cpu`` or ``cuda``.
         threads: CPU threads of the model (``None``: the idle cores).
         clips: Write a labelled clip of every segment, ``clips/<label>/<stream>_<a>-<b>.mp4``
@@ -585,7 +589,7 @@ def watch(
                     stride=stride, rules=SegmentRules(threshold, smoothing_s, min_duration_s,
                                                       merge_gap_s, background),
                     duration_s=duration_s, status_every_s=status_every_s, device=device,
-                    threads=threads, progress=progress, clips=clips, pre_roll_s=pre_roll_s,
+                    runtime=runtime, threads=threads, progress=progress, clips=clips, pre_roll_s=pre_roll_s,
                     post_roll_s=post_roll_s, webhook=webhook, serve=serve)  # fmt: skip
     finally:
         for sig, handler in saved:
@@ -604,28 +608,29 @@ def _unique_names(sources: list[str]) -> list[str]:
 
 
 def _run(lives, names, checkpoint, out, *, stop, state, reset_steps, latency_s, max_lag_s,
-         stride, rules, duration_s, status_every_s, device, threads, progress, clips=False,
+         stride, rules, duration_s, status_every_s, device, threads, progress, runtime="torch",
+         clips=False,
          pre_roll_s=2.0, post_roll_s=2.0, webhook=None, serve=None) -> WatchSummary:  # fmt: skip
-    import torch
-
     from video_lstm.inference.causal import CausalSegmenter
     from video_lstm.inference.online import OnlineScorer, supports_carry
-    from video_lstm.inference.predictor import Predictor
+    from video_lstm.inference.runtime import load_predictor
+    from video_lstm.inference.settings import AnnotateSettings
     from video_lstm.threads import apply_threads
 
-    apply_threads(threads)
-    predictor = Predictor.from_checkpoint(checkpoint, device=device)
+    apply_threads(threads, set_torch=runtime == "torch")
+    settings = AnnotateSettings.from_flat(runtime=runtime, device=device, threads=threads)
+    predictor = load_predictor(checkpoint, settings)
     meta = predictor.meta
     resolved = rules.resolve(getattr(meta, "segment_rules", None))
     # auto: carry only for a model adapted to it (training.stream_adapt); one trained on short
     # windows from a zero state localises far worse with its state carried (README).
     adapted = "stream_adapted" in (getattr(meta, "extra", None) or {})
     mode = (
-        ("carry" if adapted and supports_carry(predictor.model) else "windows")
+        ("carry" if adapted and supports_carry(predictor) else "windows")
         if state == "auto"
         else state
     )
-    if mode == "carry" and not supports_carry(predictor.model):
+    if mode == "carry" and not supports_carry(predictor):
         raise UsageError(f"{checkpoint}: --state carry needs a recurrent, one-directional "
                          "temporal model (lstm, gru, convlstm, convgru); use --state windows")  # fmt: skip
     if stride is not None and not 1 <= stride <= meta.clip_len:
@@ -705,7 +710,7 @@ def _run(lives, names, checkpoint, out, *, stop, state, reset_steps, latency_s, 
             wake.clear()
             work = [(st, st.queue.take(batch)) for st in streams if not st.ended]
             frames = [x.image for _, items in work for x in items if isinstance(x, LiveFrame)]
-            feats = _features(predictor, frames, torch) if frames else []
+            feats = _features(predictor, frames) if frames else []
             at = 0
             for st, items in work:
                 n = sum(isinstance(x, LiveFrame) for x in items)
@@ -741,7 +746,7 @@ def _run(lives, names, checkpoint, out, *, stop, state, reset_steps, latency_s, 
     return WatchSummary(str(out), [st.stats.to_dict() for st in streams], 0)
 
 
-def _features(predictor: Any, frames: list[np.ndarray], torch: Any) -> list[Any]:
+def _features(predictor: Any, frames: list[np.ndarray]) -> list[Any]:
     """CNN features of sampled frames from any streams: one batch per frame shape."""
     out: list[Any] = [None] * len(frames)
     by_shape: dict[tuple[int, ...], list[int]] = {}

@@ -282,7 +282,7 @@ def _torch_free(args: list[str], cwd: Path, tmp_path: Path) -> subprocess.Comple
     )  # fmt: skip
 
 
-def test_annotate_and_run_without_torch_give_the_torch_segments(
+def test_annotate_run_and_watch_without_torch_give_the_torch_segments(
     checkpoint, exported, videos, tmp_path
 ):
     rules = [f"--{k}={v}" for k, v in RULES.items()]
@@ -307,6 +307,14 @@ def test_annotate_and_run_without_torch_give_the_torch_segments(
     assert_same_segments(segments_of(tmp_path / "one" / "a.json"), segments_of(
         tmp_path / "torch" / "a.json"))  # fmt: skip
     assert (tmp_path / "one" / "a.srt").is_file() and (tmp_path / "all" / "b.mp4.csv").is_file()
+    # The live command too, its state carried through the step graph.
+    proc = _torch_free(
+        ["watch", str(video), str(exported), str(tmp_path / "live"), "--runtime", "onnx",
+         "--state", "carry", "--reconnect_s", "0", "--device", "cpu", "--threads", "1",
+         "--progress", "false"], tmp_path, tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "live" / "a" / "events.jsonl").is_file()
 
 
 def test_training_without_torch_names_the_extra_to_install(tmp_path):

@@ -198,6 +198,25 @@ def test_watch_file_windows_equals_annotate(blocks, ckpt, offline, tmp_path):
     assert summary.streams[0]["scored"] == 50
 
 
+def test_watch_on_onnx_runtime_gives_the_torch_events(blocks, ckpt, offline, tmp_path):
+    """``--runtime onnx`` with an exported model: windows as annotate, and ``carry`` through
+    the export's step graph with the torch runtime's events."""
+    from video_lstm.inference.export import export_onnx
+
+    model = export_onnx(ckpt, tmp_path / "model.onnx").encoder
+    got = {}
+    for runtime, m, state in (("onnx", model, "windows"), ("onnx", model, "carry"),
+                              ("torch", ckpt, "carry")):  # fmt: skip
+        out = tmp_path / f"{runtime}_{state}"
+        watch(str(blocks), str(m), str(out), state=state, latency_s=0.2, reconnect_s=0,
+              device="cpu", runtime=runtime, progress=False, **RULES)  # fmt: skip
+        got[runtime, state] = ends(read_events(out / "blocks" / "events.jsonl"))
+    assert got["onnx", "windows"] == [
+        (s["start_frame"], s["end_frame"], s["label"]) for s in offline
+    ]
+    assert got["onnx", "carry"] == got["torch", "carry"] and got["torch", "carry"]
+
+
 def test_watch_restart_appends_new_ids(blocks, ckpt, tmp_path):
     kw = dict(state="windows", reconnect_s=0, device="cpu", progress=False, **RULES)
     watch(str(blocks), str(ckpt), str(tmp_path), **kw)

@@ -19,23 +19,28 @@ Two modes (``video-lstm watch --state``):
   state relates to the training windows and what was measured.
 
 Either way a stream costs one CNN pass per sampled frame (``Predictor.features``, batched
-across streams by the caller).
+across streams by the caller). Both runtimes (``inference.runtime``) serve: torch tensors or
+numpy arrays in, and with ONNX Runtime ``carry`` steps the export's step graph; torch is
+imported only for the torch runtime.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 import numpy as np
-import torch
+
+from video_lstm.inference.scoring import _numpy, _stack
 
 __all__ = ["OnlineScorer", "supports_carry"]
 
 
-def supports_carry(model: torch.nn.Module) -> bool:
+def supports_carry(model: Any) -> bool:
     """Whether ``model``'s temporal model carries a state worth keeping from step to step
-    (recurrent and one-directional: ``VideoClassifier.stateful``)."""
-    return bool(getattr(model, "stateful", False))
+    (recurrent and one-directional: ``VideoClassifier.stateful``). A predictor is accepted:
+    the torch one's model is asked, an ONNX one has a step graph or not (``stateful``)."""
+    return bool(getattr(getattr(model, "model", model), "stateful", False))
 
 
 class OnlineScorer:
@@ -53,7 +58,7 @@ class OnlineScorer:
     ) -> None:
         if mode not in ("windows", "carry"):
             raise ValueError(f"state must be 'windows' or 'carry', got {mode!r}")
-        if mode == "carry" and not supports_carry(predictor.model):
+        if mode == "carry" and not supports_carry(predictor):
             raise ValueError(
                 "state 'carry' needs a recurrent temporal model with the stateful step API "
                 "(lstm, gru, convlstm, convgru; not meanpool or a bidirectional one): use "
@@ -72,17 +77,17 @@ class OnlineScorer:
         """Start over (a new connection, or a hole after dropped frames): nothing carried."""
         self.seen = 0  # steps pushed since the reset
         self.emitted = 0  # steps whose probabilities were returned
-        self._feats: deque[torch.Tensor] = deque(maxlen=self.clip_len)
+        self._feats: deque[Any] = deque(maxlen=self.clip_len)  # tensors or arrays
         self._acc: dict[int, np.ndarray] = {}  # step -> sum of the windows covering it
         self._cnt: dict[int, int] = {}
         self._last_start = -1
-        self._state: tuple[torch.Tensor, ...] | None = None
+        self._state: tuple[Any, ...] | None = None
 
     # ------------------------------------------------------------------ windows
 
-    def _add_window(self, start: int, feats: list[torch.Tensor]) -> None:
-        window = torch.stack(feats)[None]  # (1, L, ...)
-        probs = self.predictor.score_windows(window)[0].numpy().astype(np.float64)
+    def _add_window(self, start: int, feats: list[Any]) -> None:
+        window = _stack(feats)[None]  # (1, L, ...)
+        probs = _numpy(self.predictor.score_windows(window)[0]).astype(np.float64)
         self.temporal_steps += len(feats)
         for j in range(start, start + len(feats)):
             self._acc[j] = self._acc.get(j, 0.0) + probs
@@ -98,20 +103,28 @@ class OnlineScorer:
 
     # ------------------------------------------------------------------ carry
 
-    @torch.inference_mode()
-    def _carry(self, feat: torch.Tensor) -> np.ndarray:
-        model = self.predictor.model
+    def _carry(self, feat: Any) -> np.ndarray:
         x = feat[None]  # (1, ...) one step
-        if self._state is None or (self.reset_steps and self.seen % self.reset_steps == 0):
-            self._state = model.init_state(1, x)
-        with self.predictor.plan.autocast():
-            logits, self._state = model.step_features(x, self._state)  # (1, K)
+        fresh = self._state is None or (self.reset_steps and self.seen % self.reset_steps == 0)
         self.temporal_steps += 1
+        if not hasattr(self.predictor, "model"):  # ONNX Runtime: the export's step graph
+            if fresh:
+                self._state = self.predictor.init_state()
+            probs, self._state = self.predictor.step(x, self._state)  # (1, K)
+            return probs[0].astype(np.float64)
+        import torch
+
+        model = self.predictor.model
+        with torch.inference_mode():
+            if fresh:
+                self._state = model.init_state(1, x)
+            with self.predictor.plan.autocast():
+                logits, self._state = model.step_features(x, self._state)  # (1, K)
         return logits.float().softmax(-1)[0].cpu().numpy().astype(np.float64)
 
     # ------------------------------------------------------------------ API
 
-    def push(self, feat: torch.Tensor) -> list[tuple[int, np.ndarray]]:
+    def push(self, feat: Any) -> list[tuple[int, np.ndarray]]:
         """One step's features (``(D,)`` or ``(C, h, w)``); returns ``(step, probs (K,))`` for
         the steps that became final (steps count from the last :meth:`reset`)."""
         if self.mode == "carry":
@@ -138,8 +151,8 @@ class OnlineScorer:
         feats = list(self._feats)
         if m < L:
             pad = feats + [feats[-1]] * (L - m)
-            window = torch.stack(pad)[None]
-            probs = self.predictor.score_windows(window)[0].numpy().astype(np.float64)
+            window = _stack(pad)[None]
+            probs = _numpy(self.predictor.score_windows(window)[0]).astype(np.float64)
             self.temporal_steps += L
             for j in range(m):
                 self._acc[j], self._cnt[j] = probs.copy(), 1
