@@ -731,3 +731,28 @@ def test_adapt_stream_then_watch_carries_the_state(tmp_path):
     status = json.loads((tmp_path / "w" / video.stem / "status.json").read_text())
     assert status["scoring"] == "carry"
     assert summary.streams[0]["scored"] == summary.streams[0]["sampled"]
+
+
+def test_corrupt_packets_do_not_stop_the_stream(blocks, ckpt, tmp_path, capsys):
+    """An MPEG-TS stream with bytes destroyed in the middle: decoding goes on past the damage
+    to the end (FFmpeg conceals or skips what it cannot decode), the events are written; a
+    missing webcam device is one clear line."""
+    from pipelines.cli import main
+
+    ts = tmp_path / "damaged.ts"
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(blocks),
+                    "-c", "copy", "-f", "mpegts", str(ts)], check=True)  # fmt: skip
+    data = bytearray(ts.read_bytes())
+    rng = np.random.default_rng(0)
+    at = int(len(data) * 0.4)
+    data[at : at + 3000] = rng.integers(0, 256, 3000, dtype=np.uint8).tobytes()
+    ts.write_bytes(bytes(data))
+    summary = watch(str(ts), str(ckpt), str(tmp_path / "out"), state="windows", reconnect_s=0,
+                    device="cpu", progress=False, **RULES)  # fmt: skip
+    stats = summary.streams[0]
+    assert stats["state"] == "ended" and 60 <= stats["frames"] <= 100
+    events = read_events(tmp_path / "out" / "damaged" / "events.jsonl")
+    assert events and events[-1]["event"] == "end"
+    code = main(["watch", "/dev/video9", str(ckpt), str(tmp_path / "cam")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "no such video device /dev/video9" in err[0]
