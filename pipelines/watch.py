@@ -429,6 +429,7 @@ class WatchSummary:
     out_dir: str
     streams: list[dict[str, Any]] = field(default_factory=list)
     exit_code: int = 0
+    failed: dict[str, str] = field(default_factory=dict)  # --engine ray: streams given up
 
     def format(self) -> str:
         lines = []
@@ -437,6 +438,7 @@ class WatchSummary:
                 f"{s['name']}: {s['frames']} frames, {s['scored']} steps scored, "
                 f"{s['dropped']} dropped, {s['events']} events ({s['state']})"
             )
+        lines += [f"{name}: given up: {why}" for name, why in self.failed.items()]
         return "\n".join(lines)
 
 
@@ -482,6 +484,9 @@ def watch(
     post_roll_s: float = 2.0,
     webhook: str | None = None,
     serve: str | None = None,
+    engine: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
     progress: bool = True,
 ) -> WatchSummary:
     """Annotate live streams as they play: events while they happen, in ``OUT/<stream>/``.
@@ -544,6 +549,12 @@ def watch(
         serve: ``HOST:PORT`` of a live page (current label and confidence, a rolling
             confidence curve, recent events with their clips, an MJPEG preview), e.g.
             ``127.0.0.1:8765``.
+        engine: ``local`` (this process) or ``ray``: groups of streams on Ray actors (the
+            ``run`` engine's cluster module), a lost actor's streams restarted on another
+            (``pipelines.watch_ray``).
+        workers: ``ray``: actors (default: one per stream).
+        ray_address: ``ray``: a running cluster (``auto``, ``ray://host:10001``); ``None``
+            starts a local Ray.
         progress: Print a progress line every ``status_every_s`` on stderr.
 
     Returns:
@@ -574,26 +585,51 @@ def watch(
                           ffmpeg_options={str(k): str(v) for k, v in (ffmpeg_options or {}).items()})  # fmt: skip
     for s in srcs:
         check_source(s, options)
+    if engine not in ("local", "ray"):
+        raise UsageError(f"--engine must be local or ray, got {engine!r}")
     names = _unique_names(srcs)
+    run_kwargs = dict(state=state, reset_steps=reset_steps, latency_s=latency_s,
+                      max_lag_s=max_lag_s, stride=stride,
+                      rules=SegmentRules(threshold, smoothing_s, min_duration_s, merge_gap_s,
+                                         background),
+                      duration_s=duration_s, status_every_s=status_every_s, device=device,
+                      runtime=runtime, threads=threads, progress=progress, clips=clips,
+                      pre_roll_s=pre_roll_s, post_roll_s=post_roll_s, webhook=webhook,
+                      serve=serve)  # fmt: skip
     stop = threading.Event()
     saved = _install_signals(stop)
     try:
-        # The sources open first: a wrong URL is reported before the model loads.
-        lives = []
-        for s in srcs:
-            live = LiveSource(s, options)
-            live.open(stop)
-            lives.append(live)
-        return _run(lives, names, checkpoint, out, stop=stop, state=state,
-                    reset_steps=reset_steps, latency_s=latency_s, max_lag_s=max_lag_s,
-                    stride=stride, rules=SegmentRules(threshold, smoothing_s, min_duration_s,
-                                                      merge_gap_s, background),
-                    duration_s=duration_s, status_every_s=status_every_s, device=device,
-                    runtime=runtime, threads=threads, progress=progress, clips=clips, pre_roll_s=pre_roll_s,
-                    post_roll_s=post_roll_s, webhook=webhook, serve=serve)  # fmt: skip
+        if engine == "ray":
+            from pipelines.watch_ray import watch_on_ray
+
+            return watch_on_ray(srcs, names, checkpoint, out, options, run_kwargs, stop=stop,
+                                workers=workers, address=ray_address)  # fmt: skip
+        return watch_sources(srcs, names, checkpoint, out, options, run_kwargs, stop=stop)
     finally:
         for sig, handler in saved:
             signal.signal(sig, handler)
+
+
+def watch_sources(
+    srcs: list[str],
+    names: list[str],
+    checkpoint: str,
+    out: Path,
+    options: LiveOptions,
+    run_kwargs: dict[str, Any],
+    *,
+    stop: threading.Event,
+) -> WatchSummary:
+    """Open ``srcs`` (retrying for ``options.reconnect_s``), then load the model and watch them
+    until they end or ``stop`` is set (the body of :func:`watch`; a Ray actor runs it for its
+    group of streams)."""
+    # The sources open first: a wrong URL is reported before the model loads.
+    lives = []
+    for s in srcs:
+        live = LiveSource(s, LiveOptions(**{**options.__dict__}))
+        live.open(stop)
+        lives.append(live)
+    return _run(lives, names, checkpoint, out, stop=stop, **run_kwargs)
 
 
 def _unique_names(sources: list[str]) -> list[str]:

@@ -756,3 +756,41 @@ def test_corrupt_packets_do_not_stop_the_stream(blocks, ckpt, tmp_path, capsys):
     code = main(["watch", "/dev/video9", str(ckpt), str(tmp_path / "cam")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "no such video device /dev/video9" in err[0]
+
+
+@pytest.mark.slow
+def test_engine_ray_restarts_a_lost_actor(ckpt, tmp_path):
+    """``--engine ray``: two streams on two actors; one actor is killed while its segment is
+    open: its stream starts again on a new actor, the segment it left open is closed
+    ("watch restarted"), the other stream is untouched."""
+    ray = pytest.importorskip("ray")
+    a = write_blocks(tmp_path / "a.mp4", 6.0, block_s=6.0)
+    b = write_blocks(tmp_path / "b.mp4", 4.0)
+    listing = tmp_path / "sources.txt"
+    listing.write_text(f"{a}\n{b}\n")
+    out = tmp_path / "out"
+    events_a = out / "a" / "events.jsonl"
+
+    def kill_when_open() -> None:
+        for _ in range(2400):
+            if events_a.is_file() and events_a.read_text().strip():
+                ray.kill(ray.get_actor("watch-0-0"))
+                return
+            time.sleep(0.05)
+
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
+    try:
+        threading.Thread(target=kill_when_open, daemon=True).start()
+        summary = watch("-", str(ckpt), str(out), sources=str(listing), engine="ray",
+                        realtime=True, state="windows", latency_s=0.2, reconnect_s=0,
+                        device="cpu", progress=False, **RULES)  # fmt: skip
+    finally:
+        ray.shutdown()
+    by_name = {s["name"]: s for s in summary.streams}
+    assert by_name["a"]["restarts"] == 1 and by_name["b"]["restarts"] == 0
+    events = read_events(events_a)
+    _segments_closed_once(events)
+    restarted = [e for e in events if e.get("reason") == "watch restarted"]
+    assert len(restarted) == 1
+    assert len({e["run"] for e in events}) == 2  # the lost actor's run and the new one
+    assert read_events(out / "b" / "events.jsonl")
