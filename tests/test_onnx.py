@@ -99,9 +99,10 @@ def checkpoint(tmp_path_factory, videos) -> Path:
 
 
 @pytest.fixture(scope="module")
-def exported(checkpoint, tmp_path_factory) -> Path:
+def exported(checkpoint, videos, tmp_path_factory) -> Path:
+    """Checked on a test video's frames (the default, photographs, in the other exports)."""
     out = tmp_path_factory.mktemp("export") / "model.onnx"
-    export_onnx(checkpoint, out)
+    export_onnx(checkpoint, out, video=videos / "b.mp4")
     return out
 
 
@@ -152,7 +153,8 @@ def test_export_writes_two_graphs_and_self_describing_metadata(checkpoint, expor
     assert info["opset"] == 17 and info["precision"] == "fp32"
     check = info["verification"]
     assert check["max_prob_diff"] <= check["tolerance"] == 1e-4
-    assert check["frames"] >= 16 and check["windows"] >= 1
+    assert check["source"].endswith("b.mp4")
+    assert check["frames"] == 16 and check["windows"] >= 1  # 57 frames, every 2nd: 16 kept
     # The graph alone carries the same metadata (the sidecar gone, the .onnx still loads).
     import onnx
 
