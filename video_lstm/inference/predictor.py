@@ -7,7 +7,9 @@ Inference is split the way the model contract is split (``forward_features`` / `
     probs = predictor.score_windows(window_feats)               # (W, L, ...) -> (W, K) on CPU
 
 so a pipeline computes the CNN once per sampled frame and runs only the (cheap) temporal model
-and head per sliding window.
+and head per sliding window. This is the torch runtime; ``inference.runtime`` puts it and the
+ONNX Runtime one (``runtime.ort.OnnxPredictor``, the same interface on numpy) behind
+``--runtime``.
 """
 
 from __future__ import annotations
