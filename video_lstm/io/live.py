@@ -173,12 +173,16 @@ class _FollowFile:
     def __init__(self, path: str, idle_s: float, stop: threading.Event) -> None:
         self.f = open(path, "rb")  # noqa: SIM115 (closed by close())
         self.idle_s, self.stop = idle_s, stop
+        self.done = False
 
     def read(self, n: int = -1) -> bytes:
         waited = 0.0
         while True:
             data = self.f.read(n)
-            if data or self.stop.is_set() or waited >= self.idle_s:
+            if data or self.done or self.stop.is_set():
+                return data
+            if waited >= self.idle_s:
+                self.done = True  # finished: FFmpeg reads the end more than once
                 return data
             time.sleep(0.05)
             waited += 0.05
@@ -199,7 +203,9 @@ def _open_container(source: str, options: LiveOptions, stop: threading.Event) ->
         return av.open(path, format="v4l2", options=opts, timeout=timeout)
     if kind == "file":
         if options.follow:
-            return av.open(_FollowFile(source, options.follow_idle_s, stop), mode="r")
+            # A short probe: the default (5 MB or 5 s of stream) waits for the writer that long.
+            opts = {"probesize": "131072", "analyzeduration": "1000000", **opts}
+            return av.open(_FollowFile(source, options.follow_idle_s, stop), mode="r", options=opts)
         return av.open(source, options=opts)
     if source.lower().startswith("rtsp") and options.rtsp_listen:
         # FFmpeg 8's default listen timeout (-1, "forever") fails with ERANGE: give it one.
