@@ -182,6 +182,7 @@ class Webhook:
         self.cond = threading.Condition()
         self.sent = self.failed = self.dropped = 0
         self.closing = False
+        self.sending = False  # an event taken off the queue and not yet answered
         self.thread = threading.Thread(target=self._loop, name="webhook", daemon=True)
         self.thread.start()
 
@@ -219,17 +220,21 @@ class Webhook:
                 if not self.queue:
                     return
                 event = self.queue.popleft()
-            if self._send(event):
-                self.sent += 1
-            else:
-                self.failed += 1
+                self.sending = True
+            ok = self._send(event)
+            with self.cond:
+                self.sending = False
+                if ok:
+                    self.sent += 1
+                else:
+                    self.failed += 1
 
     def close(self, timeout: float = 10.0) -> None:
         """Send what is queued (for up to ``timeout`` seconds), then stop."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.cond:
-                if not self.queue:
+                if not self.queue and not self.sending:  # the last event answered too
                     break
             time.sleep(0.05)
         with self.cond:
