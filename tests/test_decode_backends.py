@@ -89,6 +89,7 @@ def test_plugin_backend_by_name(table, npy_video):
     with open_video(path, backend="npy") as video:
         assert isinstance(video, FrameSource) and isinstance(video, NpyFrames)
         assert (video.num_frames, video.width, video.height) == (20, 12, 8)
+        assert (video.info.backend, video.info.num_frames, video.duration) == ("npy", 20, 2.0)
         np.testing.assert_array_equal(video.get_frames([3, -1, 3, 0]), frames[[3, 19, 3, 0]])
         chunks = list(video.iter_chunks(6, step=2))
         assert [start for start, _ in chunks] == [0, 12]

@@ -47,7 +47,6 @@ from video_lstm.io.decode.source import (
     output_size,
 )
 from video_lstm.plugins import load_plugins
-from video_lstm.types import VideoInfo
 
 __all__ = [
     "Backend",
@@ -169,7 +168,7 @@ def open_video(path: str | Path, *, backend: str = "auto", **options: Any) -> Fr
     opts = DecodeOptions(**options)
     path = Path(path)
     if backend != "auto":
-        return get_backend(backend).open(path, opts)
+        return _named(get_backend(backend).open(path, opts), backend)
     probe = probe_file(path)
     candidates = [
         b
@@ -187,8 +186,15 @@ def open_video(path: str | Path, *, backend: str = "auto", **options: Any) -> Fr
             continue  # the next backend in the table may read it
         if isinstance(source, VideoReader):
             source._strict = False  # under auto, decord hands over to PyAV after open too
-        return source
+        return _named(source, b.name)
     raise AssertionError("unreachable")
+
+
+def _named(source: FrameSource, name: str) -> FrameSource:
+    """``source``, its ``backend`` set to the table's name where the source left it empty."""
+    if isinstance(source, IndexedSource) and not source.backend:
+        source.backend = name
+    return source
 
 
 # open_video's keywords are DecodeOptions' fields (one definition), shown by help() and
@@ -255,7 +261,7 @@ class VideoReader(IndexedSource):
         try:
             vr = open_decord(self.path, self.width, self.height, self._threads, resize)
         except BackendUnavailableError:
-            raise
+            raise  # not installed: said as it is
         except Exception as exc:  # decord raises DECORDError / RuntimeError on any failure
             raise CorruptVideoError(
                 self.path, f"decord cannot open it: {clean_message(exc)}"
@@ -334,25 +340,6 @@ class VideoReader(IndexedSource):
     def frames_lost(self) -> int:
         """Frames the stream should hold (packets, or the header's count) that do not decode."""
         return max(0, self._expected - self.num_frames)
-
-    @property
-    def duration(self) -> float:
-        """Length in seconds (``num_frames / fps``)."""
-        return self.num_frames / self.fps if self.fps > 0 else 0.0
-
-    @property
-    def info(self) -> VideoInfo:
-        """Metadata as a :class:`~video_lstm.types.VideoInfo`."""
-        return VideoInfo(
-            path=str(self.path),
-            backend=self.backend,
-            num_frames=self.num_frames,
-            fps=self.fps,
-            width=self.width,
-            height=self.height,
-            rotation=self.rotation,
-            frames_lost=self.frames_lost,
-        )
 
     def __repr__(self) -> str:
         return (
@@ -451,7 +438,7 @@ class VideoReader(IndexedSource):
         if self.num_frames != before and isinstance(self._source, DecordSource):
             self._use_pyav()
         if self._strict and not isinstance(self._source, DecordSource):
-            raise CorruptVideoError(
+            raise BackendUnavailableError(
                 self.path,
                 f"decord pads a damaged stream: FFmpeg decodes {self.num_frames} of its "
                 f"{before} frames; use backend='auto' or 'pyav'",

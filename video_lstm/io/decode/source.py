@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from video_lstm.errors import FrameIndexError
+from video_lstm.types import VideoInfo
 
 __all__ = [
     "ON_ERROR",
@@ -165,6 +166,8 @@ class IndexedSource:
     fps: float
     width: int
     height: int
+    backend: str = ""  # the name it was opened under (open_video sets it)
+    rotation: int = 0  # clockwise display rotation already applied to the frames
 
     def read(self, targets: np.ndarray, **kwargs: Any) -> np.ndarray:
         """Frames ``targets`` (sorted, unique, in range): ``(len(targets), H, W, 3)`` uint8."""
@@ -174,6 +177,29 @@ class IndexedSource:
     def frames_lost(self) -> int:
         """Frames of a damaged stream that do not decode (0 unless a backend knows better)."""
         return 0
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds (``num_frames / fps``)."""
+        return self.num_frames / self.fps if self.fps > 0 else 0.0
+
+    @property
+    def info(self) -> VideoInfo:
+        """Metadata as a :class:`~video_lstm.types.VideoInfo` (what the result JSON records)."""
+        return VideoInfo(
+            path=str(self.path),
+            backend=self.backend,
+            num_frames=self.num_frames,
+            fps=self.fps,
+            width=self.width,
+            height=self.height,
+            rotation=self.rotation,
+            frames_lost=self.frames_lost,
+        )
+
+    def measure(self) -> int:
+        """Make ``num_frames`` exact and return it (already exact unless a backend says so)."""
+        return self.num_frames
 
     def get_frames(self, indices: Sequence[int] | np.ndarray, **kwargs: Any) -> np.ndarray:
         """Decode frames by index, in the order given (repeats allowed).
