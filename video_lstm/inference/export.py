@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from video_lstm.errors import UsageError
-from video_lstm.inference.runtime.ort import EXPORT_FORMAT, META_KEY, sidecar_path
+from video_lstm.inference.runtime.ort import EXPORT_FORMAT, META_KEY, onnxruntime, sidecar_path
 
 __all__ = [
     "OPSET",
@@ -233,6 +233,9 @@ def export_onnx(
     with torch.inference_mode():
         x = reference.preprocess(frames[:8]).contiguous()  # (n, 3, S, S)
         feats = reference.features(frames).float().numpy()  # (T, ...)
+    # A normal tensor: tracing a backbone that trains (parameters requiring grad) refuses an
+    # inference-mode input ("Inference tensors cannot be saved for backward").
+    x = x.clone()
     windows = _sliding(feats, meta.clip_len)  # (W, L, ...)
     trace_windows = torch.from_numpy(windows[np.arange(window_batch) % len(windows)].copy())
 
@@ -248,6 +251,7 @@ def export_onnx(
                 output_names=["features"], dynamic_axes={"frames": {0: "n"}, "features": {0: "n"}},
                 opset_version=opset, dynamo=False,
             )  # fmt: skip
+            _fold_constants(enc_path)
             torch.onnx.export(
                 _Encoder.windows(ref_model), (trace_windows,), str(head_path),
                 input_names=["windows"], output_names=["probs"], opset_version=opset,
@@ -317,6 +321,47 @@ def export_onnx(
         frames=len(frames),
         windows=len(windows),
     )
+
+
+def _fold_constants(path: Path) -> None:
+    """Rewrite the graph at ``path`` with its constants folded, in place: ONNX Runtime's basic
+    (hardware-independent, standard-op) optimisations, saved.
+
+    The frame graph's input has a static frame size, so the TF-style "same" pads of the
+    stride-2 convs are constants (``_SamePadConv2d`` reads the size as ints), but the
+    TorchScript exporter spells each as a chain (ConstantOfShape, Concat, Reshape, Slice,
+    Transpose, Cast) feeding a ``Pad`` whose third input is an empty name. ONNX Runtime's
+    ``PadFusion`` refuses a ``Pad`` with that empty input, so the ``Pad`` stayed, a copy of
+    the maps per call, and its CPU provider's blocked (NCHWc) conv layout was converted out and
+    back around each one. With the empty inputs dropped, the basic level folds the chains and
+    the ``Pad`` into its conv's (asymmetric) ``pads``: the compact model's graph is 27 nodes,
+    Conv, Clip and Add only, where it was 221, and runs 1.6x faster on one thread (CPU time).
+    What this level writes runs on every provider (higher levels write provider-specific ops).
+    """
+    import onnx
+
+    ort = onnxruntime()
+    proto = onnx.load(str(path))
+    for node in proto.graph.node:
+        while node.input and not node.input[-1]:  # an omitted trailing optional input
+            node.input.pop()
+    stripped = path.with_name(path.name + ".in")
+    onnx.save(proto, str(stripped))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(path)
+    try:
+        ort.InferenceSession(str(stripped), options, providers=["CPUExecutionProvider"])
+    finally:
+        stripped.unlink()
+    # onnxruntime declares all its operator domains; keep the ones the graph uses.
+    proto = onnx.load(str(path))
+    used = {node.domain for node in proto.graph.node} | {""}
+    kept = [op for op in proto.opset_import if op.domain in used]
+    del proto.opset_import[:]
+    proto.opset_import.extend(kept)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
 
 
 def _export_step(model: Any, feats: np.ndarray, path: Path, opset: int) -> dict[str, Any] | None:

@@ -69,7 +69,10 @@ class _SamePadConv2d(nn.Conv2d):
     trained with; PyTorch's symmetric padding would shift every stride-2 layer by a pixel."""
 
     def forward(self, x: Tensor) -> Tensor:
-        ih, iw = x.shape[-2:]
+        # Python ints, also while tracing: an ONNX export (static frame size) then gets the pads
+        # as constants that ONNX Runtime folds into the conv, not a Shape/Gather/Sub/.../Pad chain
+        # computed per call (which kept the Pad, and its layout changes, in every stride-2 layer).
+        ih, iw = int(x.shape[-2]), int(x.shape[-1])
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         ph = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
         pw = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
