@@ -183,6 +183,9 @@ class Webhook:
         self.sent = self.failed = self.dropped = 0
         self.closing = False
         self.sending = False  # an event taken off the queue and not yet answered
+        # An opener of its own, with the proxies of the environment as it is now: urlopen's
+        # process-wide opener keeps the proxies of whenever it was first used.
+        self.opener = urllib.request.build_opener()
         self.thread = threading.Thread(target=self._loop, name="webhook", daemon=True)
         self.thread.start()
 
@@ -202,7 +205,7 @@ class Webhook:
             req = urllib.request.Request(self.url, data=body, method="POST",
                                          headers={"Content-Type": "application/json"})  # fmt: skip
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                with self.opener.open(req, timeout=self.timeout_s) as resp:
                     if 200 <= resp.status < 300:
                         return True
             except (urllib.error.URLError, OSError, ValueError):
