@@ -447,3 +447,43 @@ def test_end_to_end_finds_motion_actions(motion_checkpoint, tmp_path):
     for found, want in zip(result.segments, truth, strict=True):
         assert abs(found.start_frame - want.start_frame) <= MOTION_TOLERANCE, (found, want)
         assert abs(found.end_frame - want.end_frame) <= MOTION_TOLERANCE, (found, want)
+
+
+def test_auto_backend_takes_a_plugin_backend_that_accepts_the_file(
+    checkpoint, video, tmp_path, monkeypatch
+):
+    """``--backend auto`` reads the backend table as ``open_video`` does: a plugin's backend
+    whose ``accepts`` takes the file decodes both passes (decord is passed over on CPU)."""
+    import video_lstm.io.decode.reader as reader_module
+    from video_lstm.io.decode import IndexedSource, VideoReader, register_backend
+
+    monkeypatch.setattr(reader_module, "_BACKENDS", dict(reader_module._BACKENDS))
+    opened = []
+
+    class Wrapped(IndexedSource):
+        """PyAV's frames through a plugin row (so the test sees the pipeline chose it)."""
+
+        def __init__(self, path, options):
+            opened.append((Path(path).name, options.size))
+            self.inner = VideoReader(path, options, backend="pyav")
+            self.path, self.fps = Path(path), self.inner.fps
+            self.num_frames, self.width, self.height = (
+                self.inner.num_frames,
+                self.inner.width,
+                self.inner.height,
+            )
+
+        def read(self, targets, **kwargs):
+            return self.inner.get_frames(targets)
+
+        def close(self):
+            self.inner.close()
+
+    register_backend("wrapped", Wrapped, accepts=lambda probe: True, priority=30)
+    settings = AnnotateSettings(outputs=["json"])
+    result = annotate_video(str(video), str(checkpoint), str(tmp_path), settings, progress=False)
+    assert [size is None for _, size in opened] == [False, True]  # model input, then full size
+    assert result.info.backend == "wrapped"
+    # Without the plugin, auto on CPU is PyAV for both passes (pass_backends), as before.
+    with open_video(video, skip=("decord", "wrapped")) as plain:
+        assert plain.backend == "pyav"

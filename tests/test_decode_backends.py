@@ -141,7 +141,7 @@ def test_auto_with_hwaccel_passes_over_backends_without_it(table, mp4):
 def test_open_video_keywords_are_decode_options():
     params = inspect.signature(open_video).parameters
     fields = [f.name for f in dataclasses.fields(DecodeOptions)]
-    assert list(params) == ["path", "backend", *fields]
+    assert list(params) == ["path", "backend", "skip", *fields]  # skip: the passes of auto
     assert all(params[name].kind is inspect.Parameter.KEYWORD_ONLY for name in fields)
     assert {f: params[f].default for f in fields} == dataclasses.asdict(DecodeOptions())
     with pytest.raises(TypeError, match="sise"):

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "WindowScores",
+    "open_args",
     "pass_backends",
     "score_video",
     "score_video_batched",
@@ -272,3 +273,15 @@ def pass_backends(backend: str, device: Any) -> tuple[str, str]:
     if backend != "auto":
         return backend, backend
     return ("pyav" if device.type == "cpu" else "auto"), "pyav"
+
+
+def open_args(requested: str, chosen: str) -> dict[str, Any]:
+    """``open_video``'s backend keywords for a pass whose :func:`pass_backends` pick is ``chosen``.
+
+    Under ``"auto"`` the pick says PyAV rather than decord; a plugin's backend whose ``accepts``
+    takes the file still comes first (the table's ``auto``, decord passed over), so
+    ``--backend auto`` honours ``register_backend(..., accepts=...)`` as ``open_video`` does.
+    """
+    if requested == "auto" and chosen == "pyav":
+        return {"backend": "auto", "skip": ("decord",)}
+    return {"backend": chosen}

@@ -77,7 +77,7 @@ def score(
     """
     from tqdm.auto import tqdm
 
-    from video_lstm.inference.scoring import pass_backends, score_video
+    from video_lstm.inference.scoring import open_args, pass_backends, score_video
 
     meta = predictor.meta
     model_backend, _ = pass_backends(settings.runtime.backend, predictor.device)
@@ -85,7 +85,7 @@ def score(
     threads = settings.runtime.threads or predictor.threads
     with open_video(
         video,
-        backend=model_backend,
+        **open_args(settings.runtime.backend, model_backend),
         size=decode_size,
         num_threads=threads,
         on_error=settings.on_error,
@@ -172,7 +172,7 @@ def annotate_with_predictor(
     """:func:`annotate_video` with a loaded :class:`Predictor` (the batch runner loads the
     model once for many videos); ``on_frames`` as in :func:`score`."""
 
-    from video_lstm.inference.scoring import pass_backends
+    from video_lstm.inference.scoring import open_args, pass_backends
 
     video, out_dir = Path(video), Path(out_dir)
     name = safe_name(name or video.stem, max_bytes=NAME_MAX_BYTES)  # one path segment, any bytes
@@ -210,7 +210,7 @@ def annotate_with_predictor(
     threads = resolved["runtime"]["threads"]  # the decoder gets the same cores as torch
     with open_video(
         video,
-        backend=writer_backend,
+        **open_args(settings.runtime.backend, writer_backend),
         num_threads=threads,
         on_error=settings.on_error,
         hwaccel=_hwaccel(settings, predictor),

@@ -45,7 +45,7 @@ def score_videos(
     """
     from tqdm.auto import tqdm
 
-    from video_lstm.inference.scoring import pass_backends, score_video
+    from video_lstm.inference.scoring import open_args, pass_backends, score_video
     from video_lstm.io.decode import open_video
 
     meta = predictor.meta
@@ -53,7 +53,7 @@ def score_videos(
     model_backend, _ = pass_backends(backend, predictor.device)
     out = []
     for video in tqdm(videos, desc="scoring", unit="video", disable=not progress):
-        with open_video(video.path, backend=model_backend, size=size) as reader:
+        with open_video(video.path, **open_args(backend, model_backend), size=size) as reader:
             ws = score_video(predictor, reader, stride=stride)
             num_frames, fps = reader.num_frames, reader.fps
         out.append(

@@ -146,7 +146,9 @@ def get_backend(name: str) -> Backend:
     raise ValueError(f"backend must be one of {list_backends()}, got {name!r}{hint}")
 
 
-def open_video(path: str | Path, *, backend: str = "auto", **options: Any) -> FrameSource:
+def open_video(
+    path: str | Path, *, backend: str = "auto", skip: Sequence[str] = (), **options: Any
+) -> FrameSource:
     """Open a video for frame-exact random access and streaming.
 
     Args:
@@ -154,6 +156,9 @@ def open_video(path: str | Path, *, backend: str = "auto", **options: Any) -> Fr
         backend: ``"auto"`` (the first registered backend that accepts the file and opens it:
             decord where it is frame-exact, PyAV elsewhere or when decord fails) or a
             registered name (:func:`list_backends`). ``reader.backend`` says which one is used.
+        skip: Backends ``auto`` passes over (the pipeline's CPU passes skip decord, see
+            ``inference.scoring.pass_backends``); a plugin's backend that accepts the file is
+            still tried in its turn.
         **options: The fields of :class:`~video_lstm.io.decode.source.DecodeOptions`:
             ``size``, ``num_threads``, ``on_error``, ``hwaccel``.
 
@@ -173,7 +178,10 @@ def open_video(path: str | Path, *, backend: str = "auto", **options: Any) -> Fr
     candidates = [
         b
         for b in _table()
-        if b.accepts is not None and (b.hwaccel or not opts.hwaccel) and b.accepts(probe)
+        if b.accepts is not None
+        and b.name not in skip
+        and (b.hwaccel or not opts.hwaccel)
+        and b.accepts(probe)
     ]
     if not candidates:
         raise BackendUnavailableError(path, "no registered decoder backend accepts this file")
@@ -202,6 +210,9 @@ def _named(source: FrameSource, name: str) -> FrameSource:
 _params = [
     inspect.Parameter("path", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="str | Path"),
     inspect.Parameter("backend", inspect.Parameter.KEYWORD_ONLY, default="auto", annotation="str"),
+    inspect.Parameter(
+        "skip", inspect.Parameter.KEYWORD_ONLY, default=(), annotation="Sequence[str]"
+    ),
 ]
 _params += [
     inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type)
