@@ -15,7 +15,11 @@ Two modes (``video-lstm watch --state``):
   API of the models (``VideoClassifier.init_state`` / ``step_features``), and each step's
   output goes through the head at once: one step of the recurrence per sampled frame
   instead of ``clip_len / stride`` (the windowed cost), and no look-ahead. ``reset_steps``
-  restarts the state every N steps (0: never); see the README ("Live streams") for how carried
+  restarts the state every N steps (0: never). A checkpoint adapted with a delay
+  (``training.stream_adapt``, ``delay_steps`` D, recorded in ``meta.extra``) learnt to give
+  the label of D steps back: step ``t``'s probabilities are then the output of step ``t + D``
+  (a look-ahead of D steps, still one recurrence step per sampled frame; at the end the last
+  output serves the last D steps). See the README ("Live streams") for how carried
   state relates to the training windows and what was measured.
 
 Either way a stream costs one CNN pass per sampled frame (``Predictor.features``, batched
@@ -33,7 +37,13 @@ import numpy as np
 
 from video_lstm.inference.scoring import _numpy, _stack
 
-__all__ = ["OnlineScorer", "supports_carry"]
+__all__ = ["OnlineScorer", "carry_delay", "supports_carry"]
+
+
+def carry_delay(meta: Any) -> int:
+    """The look-ahead (steps) a checkpoint was adapted to carry with (0: none recorded)."""
+    adapted = (getattr(meta, "extra", None) or {}).get("stream_adapted") or {}
+    return int(adapted.get("delay_steps", 0) or 0)
 
 
 def supports_carry(model: Any) -> bool:
@@ -51,10 +61,18 @@ class OnlineScorer:
         mode: ``"windows"`` or ``"carry"``.
         stride: Window stride in steps (``"windows"``; default ``clip_len // 4``, at least 1).
         reset_steps: ``"carry"``: restart the state every this many steps (0: never).
+        delay_steps: ``"carry"``: look-ahead in steps (``None``: the checkpoint's adaptation's
+            ``delay_steps``, 0 if none; see the module docstring).
     """
 
     def __init__(
-        self, predictor, *, mode: str = "windows", stride: int | None = None, reset_steps: int = 0
+        self,
+        predictor,
+        *,
+        mode: str = "windows",
+        stride: int | None = None,
+        reset_steps: int = 0,
+        delay_steps: int | None = None,
     ) -> None:
         if mode not in ("windows", "carry"):
             raise ValueError(f"state must be 'windows' or 'carry', got {mode!r}")
@@ -70,6 +88,9 @@ class OnlineScorer:
         self.clip_len = predictor.meta.clip_len
         self.stride = stride or max(1, self.clip_len // 4)
         self.reset_steps = reset_steps
+        if delay_steps is None:
+            delay_steps = carry_delay(predictor.meta)
+        self.delay_steps = delay_steps if mode == "carry" else 0
         self.temporal_steps = 0  # recurrence steps run (the temporal model's cost)
         self.reset()
 
@@ -82,6 +103,7 @@ class OnlineScorer:
         self._cnt: dict[int, int] = {}
         self._last_start = -1
         self._state: tuple[Any, ...] | None = None
+        self._last: np.ndarray | None = None  # carry: the latest output (the tail's)
 
     # ------------------------------------------------------------------ windows
 
@@ -128,10 +150,13 @@ class OnlineScorer:
         """One step's features (``(D,)`` or ``(C, h, w)``); returns ``(step, probs (K,))`` for
         the steps that became final (steps count from the last :meth:`reset`)."""
         if self.mode == "carry":
-            probs = self._carry(feat)
+            self._last = self._carry(feat)
             self.seen += 1
-            self.emitted = self.seen
-            return [(self.seen - 1, probs)]
+            step = self.seen - 1 - self.delay_steps  # the step this output was trained on
+            if step < 0:
+                return []
+            self.emitted = step + 1
+            return [(step, self._last)]
         self._feats.append(feat)
         self.seen += 1
         start = self.seen - self.clip_len
@@ -145,8 +170,12 @@ class OnlineScorer:
         """The stream ended (or will restart): the remaining steps, with ``annotate``'s tail
         rule (a padded window for fewer than ``clip_len`` steps, else one window ending at the
         last step when the regular ones miss it)."""
-        if self.mode == "carry" or self.seen == 0:
+        if self.seen == 0:
             return []
+        if self.mode == "carry":
+            out = [(j, self._last) for j in range(self.emitted, self.seen)]
+            self.emitted = self.seen
+            return out
         m, L = self.seen, self.clip_len
         feats = list(self._feats)
         if m < L:
