@@ -86,6 +86,7 @@ def _cli(
     *,
     as_positional: bool = True,
     epilog: str | None = None,
+    formatter_class: type | None = None,
 ) -> Any:
     """Parse ``argv`` against ``function``'s signature (jsonargparse) and call it.
 
@@ -104,6 +105,7 @@ def _cli(
         prog=f"video-lstm {command}",
         exit_on_error=False,
         epilog=epilog,
+        **({"formatter_class": formatter_class} if formatter_class else {}),
     )
 
 
@@ -282,7 +284,9 @@ def _make_untrimmed(argv: Sequence[str]) -> int:
 
 
 def _extract_features(argv: Sequence[str]) -> int:
+    from video_lstm.data.datasets import describe_dataset_kinds
     from video_lstm.errors import UsageError
+    from video_lstm.training.evaluate import epilog_as_written
     from video_lstm.training.extract import extract_for_config
 
     own = set(inspect.signature(extract_for_config).parameters) - {"config_args"}
@@ -291,8 +295,10 @@ def _extract_features(argv: Sequence[str]) -> int:
         raise UsageError("give the training config, e.g. --config configs/compare/lstm.yaml")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     epilog = ("--config and every other option (--data.*, --model.*, --threads) go to the "
-              "training parser: see video-lstm train fit --help.")  # fmt: skip
-    _cli("extract-features", _bind_first(extract_for_config, training), mine, epilog=epilog)
+              "training parser: see video-lstm train fit --help.\n\n"
+              + describe_dataset_kinds(prefix="data."))  # fmt: skip
+    _cli("extract-features", _bind_first(extract_for_config, training), mine, epilog=epilog,
+         formatter_class=epilog_as_written())  # fmt: skip
     return 0
 
 

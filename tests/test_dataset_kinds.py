@@ -215,3 +215,18 @@ def test_a_plugin_kind_is_listed_with_its_typed_options(tmp_path, capsys):
         assert "options: fps: float = 25.0, strict: bool = False" in out
     finally:
         unregister_dataset_kind("help-plugin")
+
+
+def test_train_and_extract_features_help_list_a_plugin_kind(plugin_kind, capsys):
+    """``train fit --help`` and ``extract-features --help`` end with the table of kinds, as
+    ``evaluate --help`` does: a plugin's kind and its options, lines kept as written."""
+    from pipelines.cli import main
+
+    for argv in (["train", "fit", "--help"], ["extract-features", "--help"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 0
+        text = capsys.readouterr().out
+        assert "Dataset kinds (--data.kind; their options go in --data.manifest_args):" in text
+        assert "\n  test-plugin (trimmed): Clips listed in ``root/<subset>.txt``.\n" in text
+        assert "\n      options: repeat: int = 1\n" in text

@@ -218,9 +218,20 @@ def main(
     """
     import sys
 
+    from video_lstm.data.datasets import describe_dataset_kinds
+    from video_lstm.training.evaluate import epilog_as_written
+
     quiet_lightning()
     if not trainer and run:
         raise ValueError("trainer=False builds no Trainer to run: pass run=False too")
+    # Each subcommand's --help ends with the dataset kinds and their options, a plugin's too
+    # (the table is read now, after --plugin / VIDEO_LSTM_PLUGINS loaded). The formatter goes on
+    # the main parser: jsonargparse gives every subcommand parser its parent's.
+    epilog = describe_dataset_kinds(prefix="data.")
+    parser_kwargs = {
+        k: {**v, "epilog": epilog} if k in _SUBCOMMANDS else v for k, v in _PARSER_KWARGS.items()
+    }
+    parser_kwargs["formatter_class"] = epilog_as_written()
     return (VideoLSTMCLI if trainer else _NoTrainer)(
         VideoLSTMModule,
         VideoDataModule,
@@ -229,20 +240,18 @@ def main(
         trainer_defaults=trainer_defaults(root_dir, name),
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs=_PARSER_KWARGS,
+        parser_kwargs=parser_kwargs,
     )
 
 
 # Errors raise (the console script prints them as one line pointing to the subcommand's --help)
 # instead of printing the whole usage.
+_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 _PARSER_KWARGS: dict[str, Any] = {
     "default_env": False,
     "prog": "video-lstm train",
     "exit_on_error": False,
-    **{
-        sub: {"prog": f"video-lstm train {sub}", "exit_on_error": False}
-        for sub in ("fit", "validate", "test", "predict")
-    },
+    **{sub: {"prog": f"video-lstm train {sub}", "exit_on_error": False} for sub in _SUBCOMMANDS},
 }
 
 

@@ -205,9 +205,15 @@ def is_temporal(kind: str) -> bool:
     return get_dataset_kind(kind).temporal
 
 
-def describe_dataset_kinds(width: int = 100) -> str:
-    """The table as text for ``--help``: each kind, trimmed or temporal, and its options."""
-    lines = ["Dataset kinds (--kind; their options go in --manifest_args):"]
+def describe_dataset_kinds(width: int = 100, *, prefix: str = "") -> str:
+    """The table as text for ``--help``: each kind, trimmed or temporal, and its options.
+
+    Args:
+        width: Line width.
+        prefix: Of the options named in the heading: ``""`` (``evaluate``'s ``--kind``) or
+            ``"data."`` (``train`` and ``extract-features``: ``--data.kind``).
+    """
+    lines = [f"Dataset kinds (--{prefix}kind; their options go in --{prefix}manifest_args):"]
     for name in list_dataset_kinds():
         kind = _KINDS[name]
         what = "temporal" if kind.temporal else "trimmed"
