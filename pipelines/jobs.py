@@ -5,6 +5,9 @@ cluster filesystem), or Ray actors (``--engine ray``). They coordinate only thro
 the output folder: each video is claimed atomically before work, each finished video leaves a
 record, and the manifest is rebuilt from the records. Nothing is ever rewritten by two runners.
 
+What a run left is read back with :func:`read_run` (header and records) and
+:func:`record_files` (a record's files by writer): the report and ``export-labels`` use them.
+
 The API an engine calls (the local engine, ``pipelines.batch.run_folder``, is this loop)::
 
     from pipelines.jobs import (
@@ -99,6 +102,8 @@ __all__ = [
     "plan_jobs",
     "process_job",
     "read_record",
+    "read_run",
+    "record_files",
     "resolve_inputs",
     "run_job",
     "settings_hash",
@@ -329,12 +334,18 @@ def settings_hash(settings: AnnotateSettings, checkpoint: str | Path) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def read_record(job: VideoJob) -> dict[str, Any] | None:
-    """The job's record, or ``None`` when there is none (or it cannot be read)."""
+def _read_json(path: Path) -> Any:
+    """The JSON in ``path``, or ``None`` when it is missing or unreadable (a half-written or
+    foreign file: records are written atomically, so that is never ours mid-write)."""
     try:
-        record = json.loads(job.record_path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def read_record(job: VideoJob) -> dict[str, Any] | None:
+    """The job's record, or ``None`` when there is none (or it cannot be read)."""
+    record = _read_json(job.record_path)
     return record if isinstance(record, dict) else None
 
 
@@ -639,6 +650,66 @@ def build_manifest(
         return write_json(manifest_path, manifest)
     finally:
         lock.release()
+
+
+def read_run(run_dir: str | Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """A folder run's header and its per-video records, as ``manifest.json`` gives them (a view
+    over the records, :func:`build_manifest`); what the report and ``export-labels`` read.
+
+    Args:
+        run_dir: The output folder of ``video-lstm run``.
+
+    Returns:
+        ``(header, {video path relative to the input folder: its record})``.
+
+    Raises:
+        FileNotFoundError: No readable ``manifest.json``: not a folder run.
+    """
+    run_dir = Path(run_dir)
+    manifest = _read_json(run_dir / "manifest.json")
+    if not isinstance(manifest, dict):
+        raise FileNotFoundError(f"{run_dir}: no readable manifest.json: not a folder run")
+    videos = manifest.get("videos") or {}
+    header = {k: v for k, v in manifest.items() if k != "videos"}
+    return header, {str(k): dict(v) for k, v in videos.items() if isinstance(v, dict)}
+
+
+def record_files(run_dir: str | Path, rel: str, record: dict[str, Any]) -> dict[str, list[Path]]:
+    """A record's (:func:`read_run`) output files on disk, by the writer that wrote them (the
+    record's ``files``; ``inference.writers``). Paths are relative to the run folder (or, in records of older runs,
+    to the video's own output folder); records of older versions list files only, sorted here
+    by the built-in writers' file names; a record without outputs (a video skipped as
+    complete) takes them from the video's completion marker."""
+    run_dir = Path(run_dir)
+    listed, grouped = record.get("outputs"), record.get("files")
+    if not listed:
+        for marker in (run_dir / rel).parent.glob("*.done.json"):
+            doc = _read_json(marker)
+            if isinstance(doc, dict) and doc.get("video") == rel:
+                listed = doc.get("outputs") or []
+                break
+
+    def on_disk(paths: list[Any]) -> list[Path]:
+        found = []
+        for p in paths or []:
+            for base in (run_dir, (run_dir / rel).parent):
+                if (base / p).is_file():
+                    found.append(base / p)
+                    break
+        return found
+
+    if isinstance(grouped, dict):
+        return {str(name): on_disk(paths) for name, paths in grouped.items()}
+    by_writer: dict[str, list[Path]] = {}
+    for f in on_disk(listed):
+        if f.name.endswith("_annotated.mp4"):
+            name = "video"
+        elif f.suffix == ".mp4":
+            name = "clips"
+        else:
+            name = f.suffix.lstrip(".")
+        by_writer.setdefault(name, []).append(f)
+    return by_writer
 
 
 def _remove_temps(folder: Path, match: Any, older_than: float) -> None:

@@ -90,12 +90,12 @@ def run_items(
     Raises:
         FileNotFoundError: ``run_dir`` is not a folder run.
     """
-    from pipelines.report import _outputs, _records
+    from pipelines.jobs import read_run, record_files
 
     root = Path(run_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: run folder not found")
-    header, records = _records(root)
+    header, records = read_run(root)
     input_dir = Path(str(header.get("input_dir") or root))
     served = Path(document_root) if document_root else input_dir.parent
     items: list[LabelItem] = []
@@ -105,7 +105,7 @@ def run_items(
         if record.get("status") == "failed":
             skipped["failed"] += 1
             continue
-        files = _outputs(root, rel, record)  # writer -> its files
+        files = record_files(root, rel, record)  # writer -> its files
         result_file = next(
             (f for f in files.get("json", []) if not f.name.endswith(".done.json")), None
         )

@@ -265,53 +265,6 @@ def _confusion_table(matrix: Sequence[Sequence[float]], names: Sequence[str]) ->
 # ------------------------------------------------------------------ folder runs
 
 
-def _records(run_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """The run's header and its per-video records (``manifest.json``: a view over them)."""
-    manifest = _read_json(run_dir / "manifest.json")
-    if not isinstance(manifest, dict):
-        raise FileNotFoundError(f"{run_dir}: no readable manifest.json: not a folder run")
-    videos = manifest.get("videos") or {}
-    header = {k: v for k, v in manifest.items() if k != "videos"}
-    return header, {str(k): dict(v) for k, v in videos.items() if isinstance(v, dict)}
-
-
-def _outputs(run_dir: Path, rel: str, record: dict[str, Any]) -> dict[str, list[Path]]:
-    """A record's output files on disk, by the writer that wrote them (the record's ``files``;
-    ``inference.writers``). Paths are relative to the run folder (or, in records of older runs,
-    to the video's own output folder); records of older versions list files only, sorted here
-    by the built-in writers' file names; a record without outputs (a video skipped as
-    complete) takes them from the video's completion marker."""
-    listed, grouped = record.get("outputs"), record.get("files")
-    if not listed:
-        for marker in (run_dir / rel).parent.glob("*.done.json"):
-            doc = _read_json(marker)
-            if isinstance(doc, dict) and doc.get("video") == rel:
-                listed = doc.get("outputs") or []
-                break
-
-    def on_disk(paths: list[Any]) -> list[Path]:
-        found = []
-        for p in paths or []:
-            for base in (run_dir, (run_dir / rel).parent):
-                if (base / p).is_file():
-                    found.append(base / p)
-                    break
-        return found
-
-    if isinstance(grouped, dict):
-        return {str(name): on_disk(paths) for name, paths in grouped.items()}
-    by_writer: dict[str, list[Path]] = {}
-    for f in on_disk(listed):
-        if f.name.endswith("_annotated.mp4"):
-            name = "video"
-        elif f.suffix == ".mp4":
-            name = "clips"
-        else:
-            name = f.suffix.lstrip(".")
-        by_writer.setdefault(name, []).append(f)
-    return by_writer
-
-
 def _thumbnail(clip: Path, root: Path, width: int = 160) -> Path | None:
     """A JPEG of the clip's middle frame under ``_report/thumbs`` (kept while the clip is)."""
     import cv2
@@ -509,17 +462,18 @@ def folder_report(run_dir: str | Path) -> Path:
     Returns:
         The index page.
     """
+    from pipelines.jobs import read_run, record_files
     from video_lstm.io.results import load_result
 
     root = Path(run_dir)
-    header, records = _records(root)
+    header, records = read_run(root)
     _copy_assets(root)
     index = root / "index.html"
     rows, counts = [], {}
     for rel, record in records.items():
         status = str(record.get("status", "unknown"))
         counts[status] = counts.get(status, 0) + 1
-        files = _outputs(root, rel, record) if status != "failed" else {}
+        files = record_files(root, rel, record) if status != "failed" else {}
         result_file = next(
             (f for f in files.get("json", []) if not f.name.endswith(".done.json")), None
         )

@@ -23,7 +23,15 @@ from test_batch import FAST, _run, write_video
 
 import pipelines.jobs as jobs_mod
 from pipelines.cli import main as cli_main
-from pipelines.jobs import build_manifest, claim, is_complete, plan_jobs, read_record
+from pipelines.jobs import (
+    build_manifest,
+    claim,
+    is_complete,
+    plan_jobs,
+    read_record,
+    read_run,
+    record_files,
+)
 from video_lstm.io.claims import HOST, read_claim, try_claim
 from video_lstm.models import DEFAULT_MODEL, create_model
 from video_lstm.models.checkpoint import ModelMeta, save_checkpoint
@@ -402,3 +410,31 @@ def test_manifest_is_a_view_over_the_records(checkpoint, tmp_path):
     assert (
         json.loads((out / "manifest.json").read_text())["settings"]["segments"]["threshold"] == 0.3
     )
+
+
+def test_read_run_gives_the_records_and_each_writers_files(checkpoint, tmp_path, monkeypatch):
+    """The public reader of a run (the report and export-labels use it): the header, each
+    video's record, and its files by writer, a plugin writer's in a sub-folder too."""
+    import video_lstm.inference.writers as writers
+    from video_lstm.io.files import write_text
+
+    monkeypatch.setattr(writers, "_WRITERS", dict(writers._WRITERS))
+
+    def paths(out_dir, name):
+        return [Path(out_dir) / "notes" / f"{name}.md"]
+
+    def write(result, reader, out_dir, name):
+        (path,) = paths(out_dir, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return [write_text(path, f"{len(result.segments)} segments\n")]
+
+    writers.register_writer(writers.Writer(name="notes", write=write, files=paths))
+    root, out = tmp_path / "in", tmp_path / "out"
+    write_video(root / "a.mp4")
+    _run(root, checkpoint, out, **{**FAST, "outputs": ["json", "notes"]})
+    header, videos = read_run(out)
+    assert header["settings"]["outputs"] == ["json", "notes"] and list(videos) == ["a.mp4"]
+    files = record_files(out, "a.mp4", videos["a.mp4"])
+    assert files == {"notes": [out / "notes" / "a.mp4.md"], "json": [out / "a.mp4.json"]}
+    with pytest.raises(FileNotFoundError, match="not a folder run"):
+        read_run(tmp_path / "in")
