@@ -602,8 +602,10 @@ def watch(
         if engine == "ray":
             from pipelines.watch_ray import watch_on_ray
 
-            return watch_on_ray(srcs, names, checkpoint, out, options, run_kwargs, stop=stop,
-                                workers=workers, address=ray_address)  # fmt: skip
+            streams, lost = watch_on_ray(watch_sources, srcs, names, checkpoint, out, options,
+                                         run_kwargs, stop=stop, workers=workers,
+                                         address=ray_address)  # fmt: skip
+            return WatchSummary(str(out), streams, 1 if lost else 0, failed=lost)
         return watch_sources(srcs, names, checkpoint, out, options, run_kwargs, stop=stop)
     finally:
         for sig, handler in saved:

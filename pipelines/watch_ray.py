@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,8 @@ class _WatchActor:
     def __init__(self) -> None:
         self._stop = threading.Event()
 
-    def run(self, srcs, names, checkpoint, out, options, run_kwargs) -> list[dict[str, Any]]:
-        from pipelines.watch import watch_sources
-
-        summary = watch_sources(srcs, names, checkpoint, Path(out), options, run_kwargs,
-                                stop=self._stop)  # fmt: skip
+    def run(self, body, srcs, names, checkpoint, out, options, run_kwargs) -> list[dict[str, Any]]:
+        summary = body(srcs, names, checkpoint, Path(out), options, run_kwargs, stop=self._stop)
         return summary.streams
 
     def stop(self) -> None:
@@ -47,6 +45,7 @@ class _WatchActor:
 
 
 def watch_on_ray(
+    body: Callable[..., Any],
     srcs: list[str],
     names: list[str],
     checkpoint: str,
@@ -62,6 +61,8 @@ def watch_on_ray(
     """Watch ``srcs`` on Ray actors (see the module docstring).
 
     Args:
+        body: What each actor runs on its group, ``pipelines.watch.watch_sources`` (passed in,
+            so that this module and ``pipelines.watch`` do not import each other).
         srcs: The sources, and their output ``names``.
         names: Output folder name of each source.
         checkpoint: The model.
@@ -74,11 +75,9 @@ def watch_on_ray(
         max_restarts: Restarts of one group before its streams are given up.
 
     Returns:
-        A ``WatchSummary``: every stream's counters (with ``restarts``), the streams given up
-        in ``failed`` (exit code 1 then).
+        ``(streams, failed)``: every stream's counters (with ``restarts``), and the streams
+        given up (name -> reason; ``watch`` exits 1 then).
     """
-    from pipelines.watch import WatchSummary
-
     n = max(1, min(workers or len(srcs), len(srcs)))
     groups = [list(range(len(srcs)))[g::n] for g in range(n)]
     threads = run_kwargs.get("threads") or 1
@@ -94,7 +93,7 @@ def watch_on_ray(
         def start(g: int) -> None:
             actor = actor_cls.options(name=f"watch-{g}-{restarts[g]}").remote()
             idx = groups[g]
-            ref = actor.run.remote([srcs[i] for i in idx], [names[i] for i in idx],
+            ref = actor.run.remote(body, [srcs[i] for i in idx], [names[i] for i in idx],
                                    str(checkpoint), str(out), options, run_kwargs)  # fmt: skip
             running[ref] = (g, actor)
 
@@ -124,4 +123,4 @@ def watch_on_ray(
         for s in results[g]:
             streams.append({**s, "restarts": restarts[g]})
     lost = {names[i]: reason for g, reason in failed.items() for i in groups[g]}
-    return WatchSummary(str(out), streams, 1 if failed else 0, failed=lost)
+    return streams, lost

@@ -142,7 +142,7 @@ def _write_config(tmp: Path, tiny: Path, **data) -> Path:
 
 
 @pytest.mark.slow
-def test_cli_fit_then_validate_and_evaluate(tiny, features, tmp_path):
+def test_cli_fit_then_validate_and_evaluate(tiny, features, tmp_path, capsys):
     from video_lstm.data.datasets import DatasetSpec
     from video_lstm.training.cli import main
     from video_lstm.training.evaluate import evaluate_checkpoint
@@ -169,7 +169,9 @@ def test_cli_fit_then_validate_and_evaluate(tiny, features, tmp_path):
 
     out = tmp_path / "eval"
     spec = DatasetSpec(kind="ucf101", root=str(tiny))
-    metrics = evaluate_checkpoint(last, out, data=spec, num_clips=2, batch_size=2)
+    capsys.readouterr()
+    metrics = evaluate_checkpoint(last, out, data=spec, num_clips=2, batch_size=2, progress=False)
+    assert "evaluating" not in capsys.readouterr().err  # --progress false: no bar
     with open(out / "predictions.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == metrics["num_videos"] == 4

@@ -34,13 +34,16 @@ from video_lstm.io.results import find_results
 log = logging.getLogger(__name__)
 
 
-def predict_videos(model: Any, loader: Any, *, device: Any) -> tuple[np.ndarray, np.ndarray]:
+def predict_videos(
+    model: Any, loader: Any, *, device: Any, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Video-level probabilities: softmax of the mean logits over each video's views.
 
     Args:
         model: A ``VideoClassifier`` on ``device``.
         loader: A ``DataLoader`` of ``{"clip" | "features", "label"}`` batches with views.
         device: The ``torch.device`` to run on.
+        progress: Show a progress bar over batches.
 
     Returns:
         ``(probs (N, K), labels (N,))`` in dataset order.
@@ -52,7 +55,9 @@ def predict_videos(model: Any, loader: Any, *, device: Any) -> tuple[np.ndarray,
 
     probs, labels = [], []
     with torch.inference_mode():
-        for batch in tqdm(loader, desc="evaluating", unit="batch"):  # minutes on a large set
+        for batch in tqdm(
+            loader, desc="evaluating", unit="batch", disable=not progress
+        ):  # minutes on a large set
             if "features" in batch:
                 x = batch["features"].to(device)  # (B, V, T, ...)
                 logits = model.forward_head(adapt_features(x.flatten(0, 1), model.config))
@@ -127,6 +132,7 @@ def evaluate_checkpoint(
     batch_size: int = 4,
     num_workers: int = 0,
     device: str = "cpu",
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint at video level on the held-out subset and write the reports.
 
@@ -144,6 +150,7 @@ def evaluate_checkpoint(
         batch_size: Videos per batch.
         num_workers: DataLoader workers.
         device: ``"cpu"`` or ``"cuda"``.
+        progress: Show a progress bar over batches.
 
     Returns:
         The metrics dict (as in ``metrics.json``).
@@ -191,7 +198,7 @@ def evaluate_checkpoint(
             f"{dataset.class_names}"
         )
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
-    probs, labels = predict_videos(model, loader, device=dev)
+    probs, labels = predict_videos(model, loader, device=dev, progress=progress)
     metrics = video_metrics(probs, labels, meta.class_names)
     metrics.update(checkpoint=str(checkpoint), num_clips=num_clips, clip_len=meta.clip_len)
 
@@ -529,7 +536,7 @@ def evaluate(
         num_workers: Trimmed: DataLoader workers.
         device: Trimmed: ``"cpu"`` or ``"cuda"`` (temporal: annotation picks it).
         predictions: Temporal: score these existing result JSONs instead of annotating.
-        progress: Temporal: show progress.
+        progress: Show progress bars.
 
     Returns:
         The metrics.
@@ -554,6 +561,7 @@ def evaluate(
         batch_size=batch_size,
         num_workers=num_workers,
         device=device,
+        progress=progress,
     )
 
 

@@ -20,9 +20,10 @@ runtimes offer what the stages use::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from video_lstm.inference.runtime.device import RuntimeDevice
 
 if TYPE_CHECKING:
     from video_lstm.inference.settings import AnnotateSettings
@@ -30,21 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["RUNTIMES", "RuntimeDevice", "is_exported_model", "load_predictor"]
 
 RUNTIMES = ("torch", "onnx")
-
-
-@dataclass(frozen=True)
-class RuntimeDevice:
-    """A device named as torch names it (``cpu``, ``cuda:0``), for runtimes without torch.
-
-    ``type`` is what the stages test (``predictor.device.type == "cuda"``), as on a
-    ``torch.device``.
-    """
-
-    type: str
-    index: int | None = None
-
-    def __str__(self) -> str:
-        return self.type if self.index is None else f"{self.type}:{self.index}"
 
 
 def is_exported_model(path: str | Path) -> bool:

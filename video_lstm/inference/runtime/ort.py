@@ -30,7 +30,7 @@ import numpy as np
 
 from video_lstm.data.numpy_transforms import NumpyEvalTransform
 from video_lstm.errors import UsageError
-from video_lstm.inference.runtime import RuntimeDevice
+from video_lstm.inference.runtime.device import RuntimeDevice
 from video_lstm.types import ModelMeta
 
 __all__ = [
