@@ -24,7 +24,8 @@ of ``annotate_video`` in fresh subprocesses for a short and a long video, and th
 just this row), and the runtime rows: torch against ONNX Runtime (``video-lstm export``) for the
 CNN stage (the default compact model and ``--demo-checkpoint``, interleaved rounds), end to end
 ``annotate`` x real time, and peak RSS of a fresh inference-only process of each (the ONNX one
-imports no torch), segments compared (``--runtime-only`` runs just these).
+imports no torch), segments compared (``--runtime-only`` runs just these); its rates are given
+per wall second and per CPU second, which a shared machine's load moves far less.
 
     python tools/bench_pipeline.py                       # 60 s video, 10 min for peak memory
     python tools/bench_pipeline.py --seconds 20 --long-minutes 2 --repeats 1   # quick look
@@ -145,6 +146,24 @@ def median_times(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str
             fn()
             times[k].append(time.perf_counter() - t0)
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+def median_wall_cpu(
+    fns: dict[str, Callable[[], object]], repeats: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """As :func:`median_times`, with the process's CPU seconds of each call beside the wall
+    seconds: on a shared machine wall time counts the other jobs' turns on the cores too, CPU
+    time (``time.process_time``, every thread of this process) only this work's."""
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            c0, t0 = time.process_time(), time.perf_counter()
+            fn()
+            wall[k].append(time.perf_counter() - t0)
+            cpu[k].append(time.process_time() - c0)
+    med = statistics.median
+    return {k: med(v) for k, v in wall.items()}, {k: med(v) for k, v in cpu.items()}
 
 
 def run_runners(
@@ -304,47 +323,67 @@ print(json.dumps({"peak_rss_mib": int(hwm.group(1)) / 1024,
 
 def runtime_rows(work: Path, video: Path, ckpt: Path, demo: Path | None, args: Any) -> None:
     """torch against ONNX Runtime in this run: CNN frames/s (compact model, and the demo model
-    when given), end to end x real time, peak RSS of a fresh process each; same threads."""
+    when given), end to end x real time, peak RSS of a fresh process each; same threads.
+
+    Each figure twice: per wall second and per CPU second of this process (every thread), as
+    the median of interleaved rounds; on a loaded machine only the CPU-time ratio holds from
+    run to run (end to end counts this process's CPU, not a child's). The CNN stage runs
+    16-frame calls of the same frames on both (``features()``, preprocessing included); the
+    last column is ONNX Runtime's CPU-time ratio to torch eager on the checkpoint's model as it
+    loads (BatchNorm unfolded, NCHW: the torch a plain ``torch.onnx.export`` is usually timed
+    against), where the torch column is the torch runtime (BatchNorm folded, channels-last).
+    ONNX Runtime's threads do not spin (their spinning would count as CPU time).
+    """
     try:
         from video_lstm.inference.export import export_onnx
         from video_lstm.inference.runtime.ort import OnnxPredictor
     except ImportError:
         print("\nruntime rows skipped: pip install 'video_lstm[onnx]'")
         return
-    threads, fps = args.threads, 30
+    threads, fps, batch = args.threads, 30, 16
     models = {"compact (untrained)": ckpt}
     if demo is not None:
         models["demo model"] = demo
     print(
         f"\nruntimes: torch {torch.__version__} against onnxruntime "
-        f"{__import__('onnxruntime').__version__} (CPU provider), {threads} threads each; "
-        f"1-min load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        f"{__import__('onnxruntime').__version__} (CPU provider, no spinning), {threads} threads "
+        f"each; 1-min load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
-    print(f"{'CNN stage (frames/s)':<34}{'torch':>10}{'onnx':>10}{'onnx/torch':>12}")
+    print(f"{'CNN stage, ' + str(batch) + ' frames a call':<30}{'frames/s (wall)':>27}"
+          f"{'frames per CPU-second':>27}{'x eager':>9}")  # fmt: skip
+    print(f"{'':<30}{'torch':>9}{'onnx':>9}{'ratio':>9}{'torch':>9}{'onnx':>9}{'ratio':>9}"
+          f"{'(CPU)':>9}")  # fmt: skip
     exported: dict[str, Path] = {}
     for name, path in models.items():
         onnx_path = work / f"{Path(path).stem}_{abs(hash(name)) % 10**6}.onnx"
         export_onnx(path, onnx_path)
         exported[name] = onnx_path
-        tp = Predictor.from_checkpoint(path, device="cpu")
-        op = OnnxPredictor(onnx_path, device="cpu", threads=threads)
+        tp = Predictor.from_checkpoint(path, device="cpu", frame_batch=batch)
+        op = OnnxPredictor(
+            onnx_path, device="cpu", threads=threads, frame_batch=batch, allow_spinning=False
+        )
+        eager = plain_model(path)
         size = tp.meta.decode_size or tp.meta.frame_size
         with open_video(video, size=size, backend="pyav") as r:
             frames = r.get_frames(np.arange(0, 64 * tp.meta.frame_interval, tp.meta.frame_interval))
-        rounds = max(3, args.repeats)
-        t = median_times(
+        wall, cpu = median_wall_cpu(
             {
                 "torch": lambda tp=tp, f=frames: tp.features(f),
                 "onnx": lambda op=op, f=frames: op.features(f),
+                "eager": lambda tp=tp, m=eager, f=frames: plain_features(m, tp, f, batch),
             },
-            rounds,
+            max(3, args.repeats),
         )
-        a, b = len(frames) / t["torch"], len(frames) / t["onnx"]
-        print(f"{name + f' ({size} px)':<34}{a:>10.1f}{b:>10.1f}{b / a:>12.2f}")
+        n = len(frames)
+        print(f"{name + f' ({size} px)':<30}{n / wall['torch']:>9.0f}{n / wall['onnx']:>9.0f}"
+              f"{wall['torch'] / wall['onnx']:>9.2f}{n / cpu['torch']:>9.0f}{n / cpu['onnx']:>9.0f}"
+              f"{cpu['torch'] / cpu['onnx']:>9.2f}{cpu['eager'] / cpu['onnx']:>9.2f}")  # fmt: skip
 
     n = round(args.seconds * fps)
     tp = Predictor.from_checkpoint(ckpt, device="cpu")
-    op = OnnxPredictor(exported["compact (untrained)"], device="cpu", threads=threads)
+    op = OnnxPredictor(
+        exported["compact (untrained)"], device="cpu", threads=threads, allow_spinning=False
+    )
 
     def e2e(pred: Any, runtime: str) -> None:
         settings = AnnotateSettings.from_flat(
@@ -352,12 +391,14 @@ def runtime_rows(work: Path, video: Path, ckpt: Path, demo: Path | None, args: A
         )
         annotate_video(str(video), pred, str(work / f"e2e_{runtime}"), settings, progress=False)
 
-    t = median_times(
+    wall, cpu = median_wall_cpu(
         {"torch": lambda: e2e(tp, "torch"), "onnx": lambda: e2e(op, "onnx")}, args.repeats
     )
     same = _segments(work / "e2e_torch") == _segments(work / "e2e_onnx")
-    print(f"{'end to end x real time':<34}{n / t['torch'] / fps:>10.1f}{n / t['onnx'] / fps:>10.1f}"
-          f"{t['torch'] / t['onnx']:>12.2f}")  # fmt: skip
+    print(f"{'end to end, x real time':<30}{n / wall['torch'] / fps:>9.1f}"
+          f"{n / wall['onnx'] / fps:>9.1f}{wall['torch'] / wall['onnx']:>9.2f}"
+          f"{n / cpu['torch'] / fps:>9.1f}{n / cpu['onnx'] / fps:>9.1f}"
+          f"{cpu['torch'] / cpu['onnx']:>9.2f}")  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     rss = {}
     for runtime, model in (("torch", ckpt), ("onnx", exported["compact (untrained)"])):
@@ -368,9 +409,23 @@ def runtime_rows(work: Path, video: Path, ckpt: Path, demo: Path | None, args: A
         ).stdout.strip().splitlines()[-1]  # fmt: skip
         rss[runtime] = json.loads(out)
     a, b = rss["torch"]["peak_rss_mib"], rss["onnx"]["peak_rss_mib"]
-    print(f"{'peak RSS, fresh process (MiB)':<34}{a:>10.0f}{b:>10.0f}{b / a:>12.2f}")
+    print(f"{'peak RSS, fresh process (MiB)':<30}{a:>9.0f}{b:>9.0f}{b / a:>9.2f}")
     print(f"  {n} frames ({args.seconds:g} s at {fps} fps), outputs {E2E_OUTPUTS}; segments "
           f"identical: {same}; the ONNX process imported torch: {rss['onnx']['torch']}")  # fmt: skip
+
+
+def plain_model(checkpoint: Path) -> torch.nn.Module:
+    """The checkpoint's model in eval mode as it loads: BatchNorm unfolded, NCHW."""
+    from video_lstm.models.checkpoint import load_checkpoint
+
+    return load_checkpoint(checkpoint)[0].eval()
+
+
+@torch.inference_mode()
+def plain_features(model: torch.nn.Module, pred: Predictor, frames: np.ndarray, batch: int) -> None:
+    """``pred.features`` with ``model`` (the same preprocessing and calls, no tuning)."""
+    for lo in range(0, len(frames), batch):
+        model.forward_features(pred.preprocess(frames[lo : lo + batch])[None])
 
 
 def main() -> None:

@@ -3,7 +3,8 @@
 ``video-lstm export CHECKPOINT model.onnx`` writes (``video_lstm.inference.export``):
 
 - ``model.onnx``: the frame encoder (the CNN up to the features the temporal model reads,
-  BatchNorm folded), float ``frames (N, 3, S, S)`` -> ``features (N, ...)``, any ``N``;
+  BatchNorm folded, constants folded: no shape arithmetic, the "same" pads inside the convs),
+  float ``frames (N, 3, S, S)`` -> ``features (N, ...)``, any ``N``, a fixed frame size ``S``;
 - ``model.head.onnx``: the temporal model, head and softmax, ``windows (B, L, ...)`` ->
   ``probs (B, K)`` for a fixed window batch ``B`` (the last batch is padded; see
   :meth:`OnnxPredictor.score_windows`);
@@ -174,6 +175,10 @@ class OnnxPredictor:
             frames/s at 8 against 43 at 16 and 32, compact model, 1 thread; 32 on GPU).
         window_batch: Windows per scoring call from the streaming scorer (``None``: the head
             graph's batch); the head graph always runs its own fixed batch.
+        allow_spinning: Whether idle intra-op threads spin waiting for work (ONNX Runtime's
+            ``session.intra_op.allow_spinning``; ``None``: its default, spinning). Spinning
+            answers sooner on idle cores, but its CPU time is work taken from other jobs on
+            shared ones, and it counts in a CPU-time benchmark. No effect with 1 thread.
     """
 
     def __init__(
@@ -185,6 +190,7 @@ class OnnxPredictor:
         threads: int | None = None,
         frame_batch: int | None = None,
         window_batch: int | None = None,
+        allow_spinning: bool | None = None,
     ) -> None:
         from video_lstm.threads import default_threads
 
@@ -206,6 +212,10 @@ class OnnxPredictor:
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1  # one graph at a time: the cores go to its operators
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if allow_spinning is not None:
+            options.add_session_config_entry(
+                "session.intra_op.allow_spinning", "1" if allow_spinning else "0"
+            )
         self.encoder = ort.InferenceSession(str(self.export.encoder), options, providers=providers)
         self.head = ort.InferenceSession(str(self.export.head), options, providers=providers)
         self.plan = OnnxPlan(dev, exported, tuple(self.encoder.get_providers()))
