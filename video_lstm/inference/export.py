@@ -54,6 +54,7 @@ __all__ = [
 OPSET = 17
 TOLERANCE = 1e-4  # largest |probability difference| of a window, ONNX Runtime against torch
 WINDOW_BATCH = 32  # the head graph's batch: the torch runtime's CPU window batch
+_EXPORTER_REVISION = 2  # part of the on-the-fly cache's key: bumped when the graphs change
 
 
 class ExportError(ValueError):
@@ -335,7 +336,8 @@ def _fold_constants(path: Path) -> None:
     the maps per call, and its CPU provider's blocked (NCHWc) conv layout was converted out and
     back around each one. With the empty inputs dropped, the basic level folds the chains and
     the ``Pad`` into its conv's (asymmetric) ``pads``: the compact model's graph is 27 nodes,
-    Conv, Clip and Add only, where it was 221, and runs 1.6x faster on one thread (CPU time).
+    Conv, Clip and Add only, where it was 221, and runs 1.5-1.6x faster on one thread (CPU
+    time, 16-frame calls; README "Deploy").
     What this level writes runs on every provider (higher levels write provider-specific ops).
     """
     import onnx
@@ -493,8 +495,8 @@ def cache_dir() -> Path:
 def cached_export(checkpoint: str | Path) -> Path:
     """``--runtime onnx`` given a checkpoint: its export, made once and kept by its digest.
 
-    The cache key is the checkpoint's SHA-256, so a retrained or recalibrated checkpoint
-    (``video-lstm calibrate`` rewrites it) is exported anew. Concurrent workers may both
+    The cache key is the checkpoint's SHA-256 (and the exporter's revision), so a retrained or
+    recalibrated checkpoint (``video-lstm calibrate`` rewrites it) is exported anew. Concurrent workers may both
     export; each writes atomically and the result is the same.
 
     Returns:
@@ -503,7 +505,10 @@ def cached_export(checkpoint: str | Path) -> Path:
     from video_lstm.io.checks import require_checkpoint
 
     require_checkpoint(checkpoint)
-    path = cache_dir() / "onnx" / file_digest(checkpoint)[:16] / "model.onnx"
+    # The exporter's revision in the key too: an export cached by an earlier exporter (the
+    # frame graph's pads computed per call, 1.5x slower) is made again, not reused.
+    key = f"{file_digest(checkpoint)[:16]}-e{_EXPORTER_REVISION}"
+    path = cache_dir() / "onnx" / key / "model.onnx"
     if not sidecar_path(path).is_file():
         export_onnx(checkpoint, path)
     return path
