@@ -487,3 +487,31 @@ def test_auto_backend_takes_a_plugin_backend_that_accepts_the_file(
     # Without the plugin, auto on CPU is PyAV for both passes (pass_backends), as before.
     with open_video(video, skip=("decord", "wrapped")) as plain:
         assert plain.backend == "pyav"
+
+
+def test_a_named_backend_may_open_a_folder(checkpoint, video, tmp_path, monkeypatch):
+    """``--backend NAME`` hands the input to that backend as it is: a plugin that reads a
+    folder (of frames, say) is not refused as "not a file"; ``auto`` still needs a file."""
+    import shutil
+
+    import video_lstm.io.decode.reader as reader_module
+    from video_lstm.errors import UsageError
+    from video_lstm.io.decode import VideoReader, register_backend
+
+    monkeypatch.setattr(reader_module, "_BACKENDS", dict(reader_module._BACKENDS))
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    shutil.copy(video, folder / "only.mp4")
+
+    def open_folder(path, options):  # the folder's one video, as a stand-in for its frames
+        return VideoReader(Path(path) / "only.mp4", options, backend="pyav")
+
+    register_backend("folder_video", open_folder)
+    settings = AnnotateSettings.from_flat(outputs=["json"], backend="folder_video")
+    result = annotate_video(str(folder), str(checkpoint), str(tmp_path / "out"), settings,
+                            progress=False)  # fmt: skip
+    assert (tmp_path / "out" / "shots.json").is_file() and result.info.num_frames > 0
+    with pytest.raises(UsageError, match="shots: video is not a file"):
+        annotate_video(str(folder), str(checkpoint), str(tmp_path / "o2"), progress=False)
+    with pytest.raises(UsageError, match="nope: video not found"):
+        annotate_video(str(tmp_path / "nope"), str(checkpoint), str(tmp_path / "o3"), settings)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from video_lstm.errors import UsageError
 from video_lstm.inference.result import AnnotationResult
 from video_lstm.inference.settings import AnnotateSettings
 from video_lstm.inference.stages import annotate_with_predictor, load_predictor
@@ -56,7 +57,10 @@ def annotate_video(
     """
     from video_lstm.threads import apply_threads
 
-    require_file(video, "video")
+    if settings.runtime.backend == "auto":
+        require_file(video, "video")
+    elif not Path(video).exists():  # a named backend may open a folder (of frames, say)
+        raise UsageError(f"{video}: video not found")
     require_output_dir(out_dir)
     if isinstance(checkpoint, (str, Path)):
         require_checkpoint(checkpoint)  # a torch checkpoint or an exported .onnx model
