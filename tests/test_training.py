@@ -369,6 +369,7 @@ def test_ddp_config_builds_a_two_process_cpu_trainer(tiny, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_ddp_fit_with_the_readme_config_on_two_cpu_processes(tiny, features, tmp_path):
     """``configs/trainer/ddp.yaml`` (the README's DDP config) with ``--trainer.accelerator cpu
     --trainer.devices 2``: two processes (gloo), one run folder, a checkpoint that reloads."""

@@ -351,8 +351,7 @@ def _run_stream(protocol: str, video: Path, ckpt: Path, out: Path, **kw) -> tupl
 
 @pytest.mark.parametrize(
     "protocol",
-    ["tcp", pytest.param("udp", marks=pytest.mark.slow), pytest.param("rtsp", marks=pytest.mark.slow),
-     pytest.param("hls", marks=pytest.mark.slow)],
+    ["tcp", *(pytest.param(p, marks=[pytest.mark.slow, pytest.mark.ci]) for p in ("udp", "rtsp", "hls"))],
 )  # fmt: skip
 def test_watch_stream_matches_annotate(protocol, blocks, ckpt, offline, tmp_path):
     """A stream published in real time: annotate's segments of the same file, each boundary
@@ -487,6 +486,7 @@ def test_sigterm_closes_open_segments_and_exits_0(ckpt, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_kill_9_leaves_whole_lines_and_a_restart_closes_the_segment(ckpt, tmp_path):
     video = write_blocks(tmp_path / "red.mp4", 8.0, block_s=8.0)
     out = tmp_path / "out"
@@ -517,6 +517,7 @@ def test_kill_9_leaves_whole_lines_and_a_restart_closes_the_segment(ckpt, tmp_pa
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_lag_stays_bounded_at_twice_real_time(ckpt, tmp_path):
     """Published at 2x real time on a busy machine: the lag stays near --max_lag_s (a
     generous bound: the machine is shared), every sampled frame is scored or counted dropped."""
@@ -538,6 +539,7 @@ def test_lag_stays_bounded_at_twice_real_time(ckpt, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_follow_a_growing_file(blocks, ckpt, offline, tmp_path):
     """An MPEG-TS file still being written (ffmpeg in real time): --follow reads to its end,
     waits, goes on; the segments are annotate's."""
@@ -698,6 +700,7 @@ def test_live_page_in_chromium(ckpt, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_adapt_stream_then_watch_carries_the_state(tmp_path):
     """``adapt-stream`` fine-tunes the temporal model and head (not the backbone) through the
     step API on the training videos; ``watch --state auto`` then carries the state, and the
@@ -760,6 +763,7 @@ def test_corrupt_packets_do_not_stop_the_stream(blocks, ckpt, tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_engine_ray_restarts_a_lost_actor(ckpt, tmp_path):
     """``--engine ray``: two streams on two actors; one actor is killed while its segment is
     open: its stream starts again on a new actor, the segment it left open is closed
