@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_untrimmed import touch  # placeholder video files
 
 from video_lstm.data.datasets import (
     BACKGROUND,
@@ -22,12 +23,6 @@ from video_lstm.data.datasets import (
     register_dataset_kind,
     unregister_dataset_kind,
 )
-
-
-def touch(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"\x00video")
-    return path
 
 
 def untrimmed(root: Path) -> Path:
