@@ -225,3 +225,39 @@ def test_train_and_extract_features_help_list_a_plugin_kind(plugin_kind, capsys)
         assert "Dataset kinds (--data.kind; their options go in --data.manifest_args):" in text
         assert "\n  test-plugin (trimmed): Clips listed in ``root/<subset>.txt``.\n" in text
         assert "\n      options: repeat: int = 1\n" in text
+
+
+def test_evaluate_takes_a_training_config(tmp_path, capsys):
+    """``evaluate --config`` with a training config (its ``data:``, as ``train fit --config``
+    and a run's ``config.yaml`` hold it) names the dataset; options after it still win, and
+    the model/trainer fields are left to training. It used to fail on the unknown keys."""
+    from pipelines.cli import main
+    from video_lstm.training.evaluate import training_config_args
+
+    root = untrimmed(tmp_path / "data")
+    predictions = tmp_path / "pred"
+    predictions.mkdir()
+    result = {
+        "video": {"path": str(root / "c.mp4"), "num_frames": 30, "fps": 10.0},
+        "segments": [{"start_s": 0.0, "end_s": 1.0, "label": "jump", "score": 0.9}],
+    }
+    (predictions / "c.json").write_text(json.dumps(result))
+    config = tmp_path / "train.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": {"model_args": {"frame_size": 64}}, "trainer": {"max_epochs": 1},
+        "checkpoint": {"save_last": True},
+        "data": {"kind": "segments_csv", "root": str(root), "clip_len": 4,
+                 "manifest_args": {"annotations": "annotations.csv"}},
+    }))  # fmt: skip
+    args = training_config_args(["--config", str(config), "--root", "x"])
+    assert args == ["--root", str(root), "--kind", "segments_csv",
+                    "--manifest_args", '{"annotations": "annotations.csv"}', "--root", "x"]  # fmt: skip
+    report = tmp_path / "report"
+    argv = ["evaluate", "unused.ckpt", str(report), "--config", str(config),
+            "--predictions", str(predictions)]  # fmt: skip
+    assert main(argv) == 0
+    assert "| jump |" in capsys.readouterr().out
+    assert json.loads((report / "metrics.json").read_text())["num_videos"] == 1
+    own = tmp_path / "eval.yaml"  # evaluate's own fields pass through untouched
+    own.write_text("kind: ucf101\n")
+    assert training_config_args([f"--config={own}"]) == ["--config", str(own)]

@@ -578,14 +578,53 @@ def epilog_as_written() -> type:
     return Formatter
 
 
+# The ``data:`` fields of a training config that are also evaluate's options.
+_DATA_FIELDS = ("root", "kind", "manifest_args", "split", "test_subset")
+
+
+def training_config_args(argv: list[str]) -> list[str]:
+    """``argv`` with each ``--config FILE`` that is a training config (it has a ``data:``
+    mapping, as ``train fit --config`` and a run's ``config.yaml`` do) replaced by its dataset
+    fields as options (``--kind``, ``--root``, ``--manifest_args``, ...), in its place, so that
+    options after it still win; the model and trainer fields are not evaluate's and are left
+    out. Any other ``--config`` (evaluate's own fields) is kept as it is."""
+    import json
+
+    import yaml
+
+    out: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--config" or arg.startswith("--config="):
+            value = arg.partition("=")[2] if "=" in arg else next(args, "")
+            try:
+                doc = yaml.safe_load(Path(value).read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError):
+                doc = None  # not ours to judge: the parser reports it
+            data = doc.get("data") if isinstance(doc, dict) else None
+            if isinstance(data, dict):
+                for field in _DATA_FIELDS:
+                    if data.get(field) is not None:
+                        v = data[field]
+                        out += [f"--{field}", json.dumps(v) if isinstance(v, dict) else str(v)]
+                continue
+            out += ["--config", value]
+            continue
+        out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """``video-lstm evaluate``: :func:`evaluate` through ``CLI(fn)``; the dataset kinds and their
-    options are listed at the end of ``--help``."""
+    options are listed at the end of ``--help``. ``--config`` takes evaluate's own fields or a
+    training config, whose ``data:`` names the dataset (:func:`training_config_args`)."""
+    import sys
+
     from video_lstm.data.datasets import describe_dataset_kinds
 
     metrics = CLI(
         evaluate,
-        args=argv,
+        args=training_config_args(list(sys.argv[1:] if argv is None else argv)),
         as_positional=True,
         prog="video-lstm evaluate",
         exit_on_error=False,
