@@ -98,11 +98,14 @@ def _cli(
     """
     from jsonargparse import CLI
 
+    from video_lstm.training.evaluate import doc_summary
+
     return CLI(
         function,
         args=_gather_lists(argv, _list_params(function)),
         as_positional=as_positional,
         prog=f"video-lstm {command}",
+        description=doc_summary(function),
         exit_on_error=False,
         epilog=epilog,
         **({"formatter_class": formatter_class} if formatter_class else {}),

@@ -243,3 +243,23 @@ def test_annotate_runs_with_the_threads_asked_for(files, tmp_path, capsys, keep_
     doc = json.loads((out / "clip.json").read_text())
     assert doc["settings"]["runtime"]["threads"] == 1
     assert doc["settings"]["segments"]["threshold"] == 0.5  # resolved: the default
+
+
+@pytest.mark.parametrize("command", ["report", "evaluate", "calibrate", "run"])
+def test_help_shows_the_whole_summary(command, capsys):
+    """A subcommand's description is its docstring's first paragraph, not its first line
+    (``report --help`` stopped at "a training run, ``compare`` or")."""
+    import re
+
+    from pipelines.cli import main
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    summary = {
+        "report": "``compare`` or ``evaluate`` output) and return the path of its ``index.html``.",
+        "evaluate": "The kind's ``temporal`` flag decides, wherever the kind was given",
+        "calibrate": "and store them in the checkpoint (:func:`calibrate_checkpoint`).",
+        "run": "mirroring the tree under ``output_dir``.",
+    }[command]
+    assert re.sub(r"\s+", " ", summary) in text

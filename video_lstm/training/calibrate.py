@@ -181,13 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     from jsonargparse import CLI
 
     from video_lstm.data.datasets import describe_dataset_kinds
-    from video_lstm.training.evaluate import epilog_as_written
+    from video_lstm.training.evaluate import doc_summary, epilog_as_written
 
     rules = CLI(
         calibrate,
         args=argv,
         as_positional=True,
         prog="video-lstm calibrate",
+        description=doc_summary(calibrate),
         exit_on_error=False,
         epilog=describe_dataset_kinds(),
         formatter_class=epilog_as_written(),

@@ -565,6 +565,17 @@ def evaluate(
     )
 
 
+def doc_summary(function: Any) -> str:
+    """The first paragraph of ``function``'s docstring as one line: a subcommand's description.
+
+    jsonargparse shows only a docstring's first *line*, which cut a summary that wraps
+    mid-sentence (``report --help`` ended "a training run, ``compare`` or").
+    """
+    import inspect
+
+    return " ".join((inspect.getdoc(function) or "").split("\n\n")[0].split())
+
+
 def epilog_as_written() -> type:
     """jsonargparse's help formatter, but the epilog (the table of dataset kinds) keeps its
     lines instead of being re-flowed into one paragraph."""
@@ -627,6 +638,7 @@ def main(argv: list[str] | None = None) -> None:
         args=training_config_args(list(sys.argv[1:] if argv is None else argv)),
         as_positional=True,
         prog="video-lstm evaluate",
+        description=doc_summary(evaluate),
         exit_on_error=False,
         epilog=describe_dataset_kinds(),
         formatter_class=epilog_as_written(),
