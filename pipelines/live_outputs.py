@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from video_lstm.io.clips import clip_path
-from video_lstm.io.video import VideoWriter, _pad_even
+from video_lstm.io.video import VideoWriter, pad_even
 
 __all__ = ["ClipRecorder", "Webhook"]
 
@@ -145,7 +145,7 @@ class ClipRecorder:
                                          index, index + 1)  # fmt: skip
             task["writer"] = VideoWriter(task["tmp_path"], fps=self.fps, width=w + w % 2,
                                          height=h + h % 2, crf=20)  # fmt: skip
-        task["writer"].write(_pad_even(frame[None]))
+        task["writer"].write(pad_even(frame[None]))
         task["next"] = index + 1
 
     def _finish(self, task: dict[str, Any]) -> None:

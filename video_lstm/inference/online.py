@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from video_lstm.inference.scoring import _numpy, _stack
+from video_lstm.inference.scoring import stack_features, to_numpy
 
 __all__ = ["OnlineScorer", "carry_delay", "supports_carry"]
 
@@ -108,8 +108,8 @@ class OnlineScorer:
     # ------------------------------------------------------------------ windows
 
     def _add_window(self, start: int, feats: list[Any]) -> None:
-        window = _stack(feats)[None]  # (1, L, ...)
-        probs = _numpy(self.predictor.score_windows(window)[0]).astype(np.float64)
+        window = stack_features(feats)[None]  # (1, L, ...)
+        probs = to_numpy(self.predictor.score_windows(window)[0]).astype(np.float64)
         self.temporal_steps += len(feats)
         for j in range(start, start + len(feats)):
             self._acc[j] = self._acc.get(j, 0.0) + probs
@@ -180,8 +180,8 @@ class OnlineScorer:
         feats = list(self._feats)
         if m < L:
             pad = feats + [feats[-1]] * (L - m)
-            window = _stack(pad)[None]
-            probs = _numpy(self.predictor.score_windows(window)[0]).astype(np.float64)
+            window = stack_features(pad)[None]
+            probs = to_numpy(self.predictor.score_windows(window)[0]).astype(np.float64)
             self.temporal_steps += L
             for j in range(m):
                 self._acc[j], self._cnt[j] = probs.copy(), 1

@@ -37,6 +37,8 @@ __all__ = [
     "score_video",
     "score_video_batched",
     "score_video_naive",
+    "stack_features",
+    "to_numpy",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -70,7 +72,8 @@ def _cat(parts: list[Any]) -> Any:
     return torch.cat(parts)
 
 
-def _stack(parts: list[Any]) -> Any:
+def stack_features(parts: list[Any]) -> Any:
+    """``parts`` stacked on a new first axis: numpy arrays or torch tensors, either runtime's."""
     if isinstance(parts[0], np.ndarray):
         return np.stack(parts)
     import torch
@@ -82,7 +85,8 @@ def _copy(x: Any) -> Any:
     return x.copy() if isinstance(x, np.ndarray) else x.clone()
 
 
-def _numpy(x: Any) -> np.ndarray:
+def to_numpy(x: Any) -> np.ndarray:
+    """A numpy array (ONNX Runtime's) as it is, a CPU torch tensor as numpy."""
     return x if isinstance(x, np.ndarray) else x.numpy()
 
 
@@ -115,7 +119,7 @@ class _StreamingScorer:
 
     def _flush(self) -> None:
         if self.ready:
-            batch = _stack([w for _, w in self.ready])  # (w, L, ...)
+            batch = stack_features([w for _, w in self.ready])  # (w, L, ...)
             self.probs.append(self.predictor.score_windows(batch))
             self.starts += [s for s, _ in self.ready]
             self.ready = []
@@ -146,7 +150,7 @@ class _StreamingScorer:
             lo = m - L - self.buf_lo
             self.ready.append((m - L, self.buf[lo : lo + L]))
         self._flush()
-        return np.asarray(self.starts, dtype=np.int64), _numpy(_cat(self.probs))
+        return np.asarray(self.starts, dtype=np.int64), to_numpy(_cat(self.probs))
 
 
 def _chunks(reader: Any, chunk_size: int, step: int, prefetch: int, *, pin: bool) -> Iterator[Any]:
@@ -228,11 +232,11 @@ def score_video_batched(
     feats = predictor.features(reader.get_frames(idx))  # (M, ...)
     m = len(feats)
     starts = sliding_window_starts(m, L, stride)
-    windows = _stack([_pad_window(feats[s : s + L], L) for s in starts])  # (W, L, ...)
+    windows = stack_features([_pad_window(feats[s : s + L], L) for s in starts])  # (W, L, ...)
     saved = predictor.window_batch
     predictor.window_batch = len(windows)
     try:
-        probs = _numpy(predictor.score_windows(windows))
+        probs = to_numpy(predictor.score_windows(windows))
     finally:
         predictor.window_batch = saved
     return WindowScores(starts, _spans(starts, L, interval, reader.num_frames), probs, m)
@@ -252,7 +256,7 @@ def score_video_naive(
     for s in starts:
         window = idx[fit_to_length(np.arange(s, s + L), len(idx), "repeat_last")]
         probs.append(predictor.predict_clip(reader.get_frames(window)))
-    probs = _numpy(_stack(probs))
+    probs = to_numpy(stack_features(probs))
     return WindowScores(starts, _spans(starts, L, interval, reader.num_frames), probs, len(idx))
 
 

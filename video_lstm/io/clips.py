@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from video_lstm.io.files import safe_name
-from video_lstm.io.video import FrameSource, VideoWriter, _pad_even
+from video_lstm.io.video import FrameSource, VideoWriter, pad_even
 
 # Longest label folder and video name in a clip path (UTF-8 bytes): the clip's file name adds
 # at most ~24 bytes to the video name and must stay within 255.
@@ -124,5 +124,5 @@ def cut_clip(
                 vw.write_i420(source.get_frames(idx, pixel_format="yuv420p"))
                 continue
             frames = source.get_frames(idx)
-            vw.write(_pad_even(frames) if even else frames)
+            vw.write(pad_even(frames) if even else frames)
     return Path(out_path)

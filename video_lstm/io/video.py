@@ -213,7 +213,7 @@ class VideoWriter:
             self.abort()
 
 
-def _pad_even(frames: np.ndarray) -> np.ndarray:
+def pad_even(frames: np.ndarray) -> np.ndarray:
     """Replicate the last row/column so H.264 (yuv420p) gets even sizes."""
     h, w = frames.shape[1:3]
     if h % 2 == 0 and w % 2 == 0:
@@ -292,5 +292,5 @@ def write_annotated_video(
             stop = start + len(frames)
             # A copy: the reader may hand out views of frames it keeps (a cache).
             drawn = overlay.draw(frames, start, labels[start:stop], scores[start:stop])
-            vw.write(_pad_even(drawn))
+            vw.write(pad_even(drawn))
     return Path(out_path)
