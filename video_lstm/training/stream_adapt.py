@@ -9,6 +9,14 @@ stretches of ``seq_steps`` sampled steps of each training video, the label of ev
 the ground truth at its frame. The result is a checkpoint whose ``meta.extra["stream_adapted"]``
 records how; ``watch --state auto`` carries the state for such a checkpoint.
 
+Two ways to cut the steps (``tbptt_steps``): stretches from a zero state (the default), or
+truncated BPTT over endless streams of the videos played one after the other, the state
+carried (detached) from chunk to chunk as ``watch`` carries it, with random restarts. Either
+way ``delay_steps`` (2 by default) trains step ``t``'s output on the label of step
+``t - delay_steps``, and ``watch`` (``inference.online``) gives step ``t`` the output of step
+``t + delay_steps``: the same small look-ahead the windows have, which is what brought carried
+state level with the windows' segments (README, "Live streams").
+
     video-lstm adapt-stream model.ckpt streaming.ckpt --root data --kind segments_csv \\
         --manifest_args '{annotations: annotations.csv}'
 """
@@ -55,7 +63,7 @@ def adapt_for_streaming(
     lr: float = 1e-3,
     tbptt_steps: int = 0,
     reset_prob: float = 0.0,
-    delay_steps: int = 0,
+    delay_steps: int = 2,
     seed: int = 0,
     threads: int | None = None,
     progress: bool = True,
