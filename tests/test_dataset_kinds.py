@@ -38,6 +38,19 @@ def untrimmed(root: Path) -> Path:
     return root
 
 
+def untrimmed_with_predictions(tmp_path: Path) -> tuple[Path, Path]:
+    """:func:`untrimmed` and a result JSON for its test video, to score without a model."""
+    root = untrimmed(tmp_path / "data")
+    predictions = tmp_path / "pred"
+    predictions.mkdir()
+    result = {
+        "video": {"path": str(root / "c.mp4"), "num_frames": 30, "fps": 10.0},
+        "segments": [{"start_s": 0.0, "end_s": 1.0, "label": "jump", "score": 0.9}],
+    }
+    (predictions / "c.json").write_text(json.dumps(result))
+    return root, predictions
+
+
 @pytest.fixture
 def plugin_kind():
     """A kind registered the way a plugin file registers one, removed afterwards."""
@@ -168,14 +181,7 @@ def test_evaluate_takes_the_kind_from_config(tmp_path, capsys):
     look for --kind on the command line only and scored such a dataset as trimmed clips."""
     from pipelines.cli import main
 
-    root = untrimmed(tmp_path / "data")
-    predictions = tmp_path / "pred"
-    predictions.mkdir()
-    result = {
-        "video": {"path": str(root / "c.mp4"), "num_frames": 30, "fps": 10.0},
-        "segments": [{"start_s": 0.0, "end_s": 1.0, "label": "jump", "score": 0.9}],
-    }
-    (predictions / "c.json").write_text(json.dumps(result))
+    root, predictions = untrimmed_with_predictions(tmp_path)
     config = tmp_path / "eval.yaml"
     config.write_text(yaml.safe_dump({
         "root": str(root), "kind": "segments_csv",
@@ -234,14 +240,7 @@ def test_evaluate_takes_a_training_config(tmp_path, capsys):
     from pipelines.cli import main
     from video_lstm.training.evaluate import training_config_args
 
-    root = untrimmed(tmp_path / "data")
-    predictions = tmp_path / "pred"
-    predictions.mkdir()
-    result = {
-        "video": {"path": str(root / "c.mp4"), "num_frames": 30, "fps": 10.0},
-        "segments": [{"start_s": 0.0, "end_s": 1.0, "label": "jump", "score": 0.9}],
-    }
-    (predictions / "c.json").write_text(json.dumps(result))
+    root, predictions = untrimmed_with_predictions(tmp_path)
     config = tmp_path / "train.yaml"
     config.write_text(yaml.safe_dump({
         "model": {"model_args": {"frame_size": 64}}, "trainer": {"max_epochs": 1},
