@@ -273,6 +273,10 @@ def colour_frames(label: str, n: int, rng: np.random.Generator, size: int = 64) 
 
 @pytest.fixture(scope="module")
 def trained_checkpoint(tmp_path_factory) -> Path:
+    return train_colour_checkpoint(tmp_path_factory.mktemp("trained") / "trained.pt")
+
+
+def train_colour_checkpoint(path: Path) -> Path:
     """A model that recognises the colour "actions": the CNN is frozen pretrained
     EfficientNet-Lite0; only the linear head learns, on features computed once."""
     torch.manual_seed(0)
@@ -298,7 +302,7 @@ def trained_checkpoint(tmp_path_factory) -> Path:
     with torch.no_grad():
         accuracy = (model.forward_head(feats).argmax(-1) == labels).float().mean().item()
     assert accuracy == 1.0, f"the test model did not learn the colours ({accuracy:.2f})"
-    return save_checkpoint(tmp_path_factory.mktemp("trained") / "trained.pt", model, meta)
+    return save_checkpoint(path, model, meta)
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_annotate import CLASSES, write_video
+from test_annotate import CLASSES, colour_frames, train_colour_checkpoint, write_video
 
 from video_lstm.data.numpy_transforms import NumpyEvalTransform
 from video_lstm.data.transforms import EvalTransform
@@ -230,6 +230,120 @@ def test_export_refuses_a_name_without_onnx_and_a_missing_checkpoint(checkpoint,
         export_onnx(checkpoint, tmp_path / "model.pt")
     with pytest.raises(UsageError, match="not found"):
         export_onnx(tmp_path / "nope.pt", tmp_path / "m.onnx")
+
+
+# ------------------------------------------------------------------ int8
+
+
+@pytest.fixture(scope="module")
+def colour_videos(tmp_path_factory) -> Path:
+    """``val/`` (calibration) and ``test/`` videos of the colour "actions" of test_annotate."""
+    from video_lstm.io.video import VideoWriter
+
+    root = tmp_path_factory.mktemp("colours")
+    rng = np.random.default_rng(3)
+    plans = {
+        "val/v0.mp4": [("red", 24), ("none", 12), ("blue", 24)],
+        "val/v1.mp4": [("green", 24), ("none", 12), ("red", 20)],
+        "test/t0.mp4": [("none", 10), ("red", 30), ("blue", 25), ("none", 15), ("green", 30)],
+    }
+    for name, plan in plans.items():
+        (root / name).parent.mkdir(exist_ok=True)
+        frames = np.concatenate([colour_frames(label, n, rng) for label, n in plan])
+        with VideoWriter(root / name, fps=25, width=64, height=64, crf=12) as w:
+            w.write(frames)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained_checkpoint(tmp_path_factory) -> Path:
+    return train_colour_checkpoint(tmp_path_factory.mktemp("trained") / "trained.pt")
+
+
+@pytest.fixture(scope="module")
+def exported_int8(trained_checkpoint, colour_videos, tmp_path_factory) -> Path:
+    """A trained model's frame encoder in int8, calibrated on its val videos."""
+    out = tmp_path_factory.mktemp("int8") / "model.onnx"
+    export_onnx(trained_checkpoint, out, precision="int8", calibration=colour_videos / "val")
+    return out
+
+
+def test_int8_export_quantises_all_but_the_first_convs_and_says_how(exported_int8):
+    import onnx
+
+    from video_lstm.inference.export import INT8_FLOAT_CONVS, INT8_MIN_AGREEMENT
+
+    info = read_export(exported_int8).info
+    assert info["precision"] == "int8"
+    q = info["quantisation"]
+    assert q["calibration_videos"] == 2 and q["calibration_frames"] == 58  # every 2nd frame
+    assert q["top1_agreement"] >= INT8_MIN_AGREEMENT and q["check_windows"] == 57 + 53
+    graph = onnx.load(str(exported_int8)).graph
+    made = {o: n for n in graph.node for o in n.output}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    # A conv runs in int8 where its weights come through DequantizeLinear.
+    int8 = [made.get(c.input[1]) is not None and made[c.input[1]].op_type == "DequantizeLinear"
+            for c in convs]  # fmt: skip
+    assert int8 == [False] * INT8_FLOAT_CONVS + [True] * (len(convs) - INT8_FLOAT_CONVS)
+    assert [c.name for c in convs[:INT8_FLOAT_CONVS]] == q["float_convs"]
+    # The head is not quantised.
+    head_ops = {n.op_type for n in onnx.load(str(read_export(exported_int8).head)).graph.node}
+    assert "DequantizeLinear" not in head_ops
+    # The runtime runs it as int8 and says so; fp32 asked of an int8 export is refused.
+    pred = OnnxPredictor(exported_int8, device="cpu", threads=1)
+    assert pred.plan.precision == "int8" and pred.describe()["precision"] == "int8"
+    with pytest.raises(UsageError, match="exported in int8"):
+        OnnxPredictor(exported_int8, precision="fp32")
+
+
+def test_int8_keeps_torchs_segments(trained_checkpoint, exported_int8, colour_videos, tmp_path):
+    from video_lstm.inference.predictor import Predictor
+
+    video = colour_videos / "test" / "t0.mp4"
+    frames = colour_frames("red", 8, np.random.default_rng(5))
+    want = Predictor.from_checkpoint(trained_checkpoint, device="cpu").features(frames).numpy()
+    got = OnnxPredictor(exported_int8, device="cpu", threads=1).features(frames)
+    rel = np.abs(got - want).mean() / np.abs(want).mean()
+    assert 1e-4 < rel < 0.2, rel  # quantised (fp32 is within 1e-6), and close
+    out = {}
+    for name, model, runtime in (
+        ("torch", trained_checkpoint, "torch"),
+        ("int8", exported_int8, "onnx"),
+    ):
+        settings = AnnotateSettings.from_flat(
+            stride=1, smoothing_s=0.2, min_duration_s=0.3, background="none", runtime=runtime,
+            device="cpu", threads=1, outputs=["json"],
+        )  # fmt: skip
+        annotate_video(str(video), str(model), str(tmp_path / name), settings, progress=False)
+        out[name] = segments_of(tmp_path / name / "t0.json")
+    assert [s["label"] for s in out["torch"]] == ["red", "blue", "green"]
+    assert_same_segments(out["int8"], out["torch"], tol_frames=1)
+
+
+def test_int8_needs_calibration_videos_and_refuses_below_its_agreement(
+    checkpoint, videos, tmp_path
+):
+    with pytest.raises(UsageError, match="--calibration"):
+        export_onnx(checkpoint, tmp_path / "a.onnx", precision="int8")
+    with pytest.raises(UsageError, match="int8 only"):
+        export_onnx(checkpoint, tmp_path / "a.onnx", calibration=videos)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UsageError, match="no videos"):
+        export_onnx(
+            checkpoint, tmp_path / "a.onnx", precision="int8", calibration=tmp_path / "empty"
+        )
+    with pytest.raises(UsageError, match="not found"):
+        export_onnx(
+            checkpoint, tmp_path / "a.onnx", precision="int8", calibration=tmp_path / "x.mp4"
+        )
+    with pytest.raises(UsageError, match="precision must be"):
+        export_onnx(checkpoint, tmp_path / "a.onnx", precision="fp16")
+    # An untrained trunk under a head scaled to split near-identical windows: int8's rounding
+    # moves the top class of about a fifth of them, and the export refuses.
+    out = tmp_path / "out" / "model.onnx"
+    with pytest.raises(ExportError, match=r"top class in .*Nothing was written"):
+        export_onnx(checkpoint, out, precision="int8", calibration=videos / "a.mp4")
+    assert list(out.parent.iterdir()) == []
 
 
 # ------------------------------------------------------------------ runtimes, same results

@@ -4,9 +4,9 @@ After ``make demo`` (or ``video-lstm demo --out_dir DIR``)::
 
     python tools/study_onnx_precision.py --demo demo_output --out onnx_precision
 
-exports the demo checkpoint (fp32), quantises a copy's frame encoder to int8 with
-onnxruntime's static QDQ quantisation (per-channel weights, calibrated on frames of the demo's
-val videos), annotates the held-out test videos with each (``video-lstm run``, 1 thread) and
+exports the demo checkpoint in fp32 and in int8 (``export --precision int8 --calibration``:
+the frame encoder quantised with onnxruntime's static QDQ quantisation, calibrated on frames of
+the demo's val videos; see ``video_lstm.inference.export``), annotates the held-out test videos with each (``video-lstm run``, 1 thread) and
 scores them with ``evaluate`` (frame accuracy, segment mAP). A precision is offered by
 ``export`` only where its localisation metrics stay within 1 point of fp32: see the README
 ("Deploy") for what was measured. fp16 is not in the study: ONNX Runtime's CPU provider has
@@ -28,52 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 from pipelines.batch import run_folder  # noqa: E402
 from video_lstm.data.datasets import DatasetSpec  # noqa: E402
-from video_lstm.data.sampling import sampled_frames  # noqa: E402
 from video_lstm.inference.export import export_onnx  # noqa: E402
-from video_lstm.inference.runtime.ort import OnnxPredictor, sidecar_path  # noqa: E402
 from video_lstm.inference.settings import AnnotateSettings  # noqa: E402
-from video_lstm.io.decode import open_video  # noqa: E402
 from video_lstm.training.evaluate import evaluate_untrimmed  # noqa: E402
-
-
-def quantise_int8(fp32: Path, out: Path, val_videos: list[Path]) -> int:
-    """A copy of the export with its frame encoder in int8 (static QDQ); returns the number of
-    calibration frames (every 3rd sampled frame of up to 24 per val video)."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    pred = OnnxPredictor(fp32, device="cpu", threads=1)
-    meta, batches = pred.meta, []
-    for v in val_videos:
-        with open_video(v, size=meta.decode_size or meta.frame_size) as r:
-            idx = sampled_frames(r.num_frames, meta.frame_interval)[::3][:24]
-            batches.append(pred.preprocess(r.get_frames(idx)))
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.batches = iter(batches)
-
-        def get_next(self) -> dict | None:
-            b = next(self.batches, None)
-            return None if b is None else {"frames": b}
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for f in fp32.parent.iterdir():
-        shutil.copy(f, out.parent / f.name)
-    pre = out.with_name("pre.onnx")
-    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-    quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    per_channel=True)  # fmt: skip
-    pre.unlink()
-    doc = json.loads(sidecar_path(out).read_text())
-    sidecar_path(out).write_text(json.dumps({**doc, "precision": "int8"}))
-    return sum(len(b) for b in batches)
 
 
 def segments(folder: Path) -> dict[str, list[dict]]:
@@ -93,10 +50,8 @@ def main() -> None:
     ckpt, data = args.demo / "model.ckpt", args.demo / "data"
     fp32 = args.out / "fp32" / "model.onnx"
     print(export_onnx(ckpt, fp32).format())
-    n = quantise_int8(
-        fp32, args.out / "int8" / "model.onnx", sorted((data / "videos/val").glob("*.mp4"))[:12]
-    )
-    print(f"int8: frame encoder quantised (static QDQ, calibrated on {n} val frames)")
+    print(export_onnx(ckpt, args.out / "int8" / "model.onnx", precision="int8",
+                      calibration=data / "videos/val").format())  # fmt: skip
     variants = {"torch": (ckpt, "torch"), "onnx fp32": (fp32, "onnx"),
                 "onnx int8": (args.out / "int8" / "model.onnx", "onnx")}  # fmt: skip
     rows, found = {}, {}
