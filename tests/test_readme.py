@@ -11,6 +11,7 @@ The blocks are found by their fences, wherever they are, so sections can move an
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -18,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,3 +191,41 @@ def test_deploy_block_runs_as_written(tmp_path: Path):
     assert (tmp_path / "deploy" / "model.onnx.json").is_file()
     assert (tmp_path / "one" / "test_000.json").is_file()
     assert (tmp_path / "all" / "test_001.mp4.json").is_file()
+
+
+@pytest.mark.slow
+def test_deploy_int8_block_runs_as_written(tmp_path: Path):
+    """The int8 block under "Deploy": a trained checkpoint (the colour model of test_annotate)
+    with val and test videos where the demo puts them, then its ``video-lstm`` commands as
+    written (the study script it names is the demo's, run by hand)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_annotate import colour_frames, train_colour_checkpoint
+
+    from video_lstm.io.video import VideoWriter
+
+    text = README.read_text()
+    section = text[text.index("**int8.**") :]
+    block = next(body for kind, body in FENCE.findall(section) if kind == "bash")
+    data = tmp_path / "demo_output" / "data" / "videos"
+    train_colour_checkpoint(tmp_path / "demo_output" / "model.ckpt")
+    rng = np.random.default_rng(0)
+    for name, plan in {
+        "val/val_000.mp4": [("red", 20), ("none", 10), ("blue", 20)],
+        "val/val_001.mp4": [("green", 20), ("red", 20)],
+        "test/test_000.mp4": [("none", 10), ("blue", 25), ("green", 25)],
+    }.items():
+        (data / name).parent.mkdir(parents=True, exist_ok=True)
+        with VideoWriter(data / name, fps=25, width=64, height=64, crf=12) as w:
+            w.write(np.concatenate([colour_frames(label, n, rng) for label, n in plan]))
+    ran = []
+    for cmd in commands(block):
+        if cmd[0] != "video-lstm":
+            continue
+        proc = _python(["-m", "pipelines.cli", *cmd[1:], "--debug"], tmp_path, timeout=300)
+        assert proc.returncode == 0, f"{cmd}:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+        ran.append(cmd[1])
+    assert ran == ["export", "run"]
+    meta = json.loads((tmp_path / "deploy" / "int8" / "model.onnx.json").read_text())
+    assert meta["precision"] == "int8" and meta["quantisation"]["top1_agreement"] >= 0.98
+    result = json.loads((tmp_path / "int8_out" / "test_000.mp4.json").read_text())
+    assert [s["label"] for s in result["segments"]][-2:] == ["blue", "green"]

@@ -323,44 +323,54 @@ print(json.dumps({"peak_rss_mib": int(hwm.group(1)) / 1024,
 
 def runtime_rows(work: Path, video: Path, ckpt: Path, demo: Path | None, args: Any) -> None:
     """torch against ONNX Runtime in this run: CNN frames/s (compact model, and the demo model
-    when given), end to end x real time, peak RSS of a fresh process each; same threads.
+    when given, fp32 and, calibrated on the demo's val videos, int8), end to end x real time,
+    peak RSS of a fresh process each; same threads.
 
     Each figure twice: per wall second and per CPU second of this process (every thread), as
     the median of interleaved rounds; on a loaded machine only the CPU-time ratio holds from
-    run to run (end to end counts this process's CPU, not a child's). The CNN stage runs
-    16-frame calls of the same frames on both (``features()``, preprocessing included); the
-    last column is ONNX Runtime's CPU-time ratio to torch eager on the checkpoint's model as it
-    loads (BatchNorm unfolded, NCHW: the torch a plain ``torch.onnx.export`` is usually timed
+    run to run (end to end counts this process's CPU, not a child's). The CNN stage runs the
+    same frames through each runtime's ``features()`` (preprocessing included) at its own CPU
+    frame batch (torch 8, ONNX Runtime 4) and at 16 frames a call on both; the last column is
+    ONNX Runtime's CPU-time ratio to torch eager on the checkpoint's model as it loads
+    (BatchNorm unfolded, NCHW: the torch a plain ``torch.onnx.export`` is usually timed
     against), where the torch column is the torch runtime (BatchNorm folded, channels-last).
     ONNX Runtime's threads do not spin (their spinning would count as CPU time).
     """
     try:
-        from video_lstm.inference.export import export_onnx
+        from video_lstm.inference.export import ExportError, export_onnx
         from video_lstm.inference.runtime.ort import OnnxPredictor
     except ImportError:
         print("\nruntime rows skipped: pip install 'video_lstm[onnx]'")
         return
-    threads, fps, batch = args.threads, 30, 16
-    models = {"compact (untrained)": ckpt}
+    threads, fps = args.threads, 30
+    models: dict[str, tuple[Path, str, Path | None]] = {"compact (untrained)": (ckpt, "fp32", None)}
     if demo is not None:
-        models["demo model"] = demo
+        models["demo model"] = (demo, "fp32", None)
+        val = demo.parent / "data" / "videos" / "val"
+        if val.is_dir():
+            models["demo model, int8 encoder"] = (demo, "int8", val)
     print(
         f"\nruntimes: torch {torch.__version__} against onnxruntime "
         f"{__import__('onnxruntime').__version__} (CPU provider, no spinning), {threads} threads "
         f"each; 1-min load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
-    print(f"{'CNN stage, ' + str(batch) + ' frames a call':<30}{'frames/s (wall)':>27}"
-          f"{'frames per CPU-second':>27}{'x eager':>9}")  # fmt: skip
-    print(f"{'':<30}{'torch':>9}{'onnx':>9}{'ratio':>9}{'torch':>9}{'onnx':>9}{'ratio':>9}"
+    print(f"{'CNN stage':<36}{'frames/s (wall)':>27}{'frames per CPU-second':>27}{'x eager':>9}")
+    print(f"{'':<36}{'torch':>9}{'onnx':>9}{'ratio':>9}{'torch':>9}{'onnx':>9}{'ratio':>9}"
           f"{'(CPU)':>9}")  # fmt: skip
     exported: dict[str, Path] = {}
-    for name, path in models.items():
+    for name, (path, precision, calibration) in models.items():
         onnx_path = work / f"{Path(path).stem}_{abs(hash(name)) % 10**6}.onnx"
-        export_onnx(path, onnx_path)
+        try:
+            export_onnx(path, onnx_path, precision=precision, calibration=calibration)
+        except ExportError as exc:
+            print(f"{name:<36}export refused: {exc}")
+            continue
         exported[name] = onnx_path
-        tp = Predictor.from_checkpoint(path, device="cpu", frame_batch=batch)
-        op = OnnxPredictor(
-            onnx_path, device="cpu", threads=threads, frame_batch=batch, allow_spinning=False
+        tp = Predictor.from_checkpoint(path, device="cpu")
+        op = OnnxPredictor(onnx_path, device="cpu", threads=threads, allow_spinning=False)
+        tp16 = Predictor.from_checkpoint(path, device="cpu", frame_batch=16)
+        op16 = OnnxPredictor(
+            onnx_path, device="cpu", threads=threads, frame_batch=16, allow_spinning=False
         )
         eager = plain_model(path)
         size = tp.meta.decode_size or tp.meta.frame_size
@@ -370,14 +380,22 @@ def runtime_rows(work: Path, video: Path, ckpt: Path, demo: Path | None, args: A
             {
                 "torch": lambda tp=tp, f=frames: tp.features(f),
                 "onnx": lambda op=op, f=frames: op.features(f),
-                "eager": lambda tp=tp, m=eager, f=frames: plain_features(m, tp, f, batch),
+                "torch16": lambda tp=tp16, f=frames: tp.features(f),
+                "onnx16": lambda op=op16, f=frames: op.features(f),
+                "eager": lambda tp=tp, m=eager, f=frames: plain_features(m, tp, f, tp.frame_batch),
             },
             max(3, args.repeats),
         )
         n = len(frames)
-        print(f"{name + f' ({size} px)':<30}{n / wall['torch']:>9.0f}{n / wall['onnx']:>9.0f}"
-              f"{wall['torch'] / wall['onnx']:>9.2f}{n / cpu['torch']:>9.0f}{n / cpu['onnx']:>9.0f}"
-              f"{cpu['torch'] / cpu['onnx']:>9.2f}{cpu['eager'] / cpu['onnx']:>9.2f}")  # fmt: skip
+        for label, t, o in (
+            (f"{name} ({size} px)", "torch", "onnx"),
+            ("  16 frames a call on both", "torch16", "onnx16"),
+        ):
+            print(f"{label:<36}{n / wall[t]:>9.0f}{n / wall[o]:>9.0f}{wall[t] / wall[o]:>9.2f}"
+                  f"{n / cpu[t]:>9.0f}{n / cpu[o]:>9.0f}{cpu[t] / cpu[o]:>9.2f}"
+                  f"{cpu['eager'] / cpu[o]:>9.2f}")  # fmt: skip
+    print(f"  each runtime at its CPU frame batch (torch {tp.frame_batch}, ONNX Runtime "
+          f"{op.frame_batch}) unless stated; x eager: torch eager at torch's batch")  # fmt: skip
 
     n = round(args.seconds * fps)
     tp = Predictor.from_checkpoint(ckpt, device="cpu")
