@@ -252,6 +252,7 @@ def colour_videos(tmp_path_factory) -> Path:
         frames = np.concatenate([colour_frames(label, n, rng) for label, n in plan])
         with VideoWriter(root / name, fps=25, width=64, height=64, crf=12) as w:
             w.write(frames)
+    (root / "val" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 cut short")
     return root
 
 
@@ -277,6 +278,7 @@ def test_int8_export_quantises_all_but_the_first_convs_and_says_how(exported_int
     assert info["precision"] == "int8"
     q = info["quantisation"]
     assert q["calibration_videos"] == 2 and q["calibration_frames"] == 58  # every 2nd frame
+    assert len(q["skipped_videos"]) == 1 and "broken.mp4" in q["skipped_videos"][0]
     assert q["top1_agreement"] >= INT8_MIN_AGREEMENT and q["check_windows"] == 57 + 53
     graph = onnx.load(str(exported_int8)).graph
     made = {o: n for n in graph.node for o in n.output}
@@ -338,6 +340,12 @@ def test_int8_needs_calibration_videos_and_refuses_below_its_agreement(
         )
     with pytest.raises(UsageError, match="precision must be"):
         export_onnx(checkpoint, tmp_path / "a.onnx", precision="fp16")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "x.mp4").write_bytes(b"not a video")
+    with pytest.raises(UsageError, match=r"no calibration video could be read .*x\.mp4"):
+        export_onnx(
+            checkpoint, tmp_path / "a.onnx", precision="int8", calibration=tmp_path / "broken"
+        )
     # An untrained trunk under a head scaled to split near-identical windows: int8's rounding
     # moves the top class of about a fifth of them, and the export refuses.
     out = tmp_path / "out" / "model.onnx"

@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from video_lstm.errors import UsageError
+from video_lstm.errors import UsageError, VideoError
 from video_lstm.inference.runtime.ort import EXPORT_FORMAT, META_KEY, onnxruntime, sidecar_path
 from video_lstm.io.formats import is_video_file
 
@@ -407,6 +407,7 @@ def _quantise_int8(
     Raises:
         ExportError: Fewer than :data:`INT8_MIN_AGREEMENT` of the windows keep torch's top class.
     """
+    import onnx
     import torch
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -420,7 +421,15 @@ def _quantise_int8(
 
     meta = fp32.meta
     decode = meta.decode_size or meta.frame_size
-    clips = [_video_frames(v, decode, meta.frame_interval, _CHECK_FRAMES_PER_VIDEO) for v in videos]
+    clips, skipped = [], []
+    for v in videos:  # a broken video is left out and named, as in a batch run
+        try:
+            clips.append(_video_frames(v, decode, meta.frame_interval, _CHECK_FRAMES_PER_VIDEO))
+        except VideoError as exc:
+            skipped.append(f"{v}: {exc}")
+            print(f"calibration: skipped {v}: {exc}", file=sys.stderr)
+    if not clips:
+        raise UsageError(f"no calibration video could be read ({'; '.join(skipped)})")
     share = max(1, INT8_CALIBRATION_FRAMES // len(clips))
     calib = np.concatenate([fp32.preprocess(c[::2][:share]) for c in clips])
     batches = [calib[lo : lo + 8] for lo in range(0, len(calib), 8)]
@@ -432,8 +441,6 @@ def _quantise_int8(
         def get_next(self) -> dict[str, np.ndarray] | None:
             b = next(self.batches, None)
             return None if b is None else {"frames": b}
-
-    import onnx
 
     pre, quant = enc_path.with_suffix(".pre.onnx"), enc_path.with_suffix(".int8.onnx")
     quant_pre_process(str(enc_path), str(pre), skip_symbolic_shape=True)
@@ -476,7 +483,8 @@ def _quantise_int8(
         "method": "static QDQ (onnxruntime.quantization), per-channel int8 weights, uint8 "
         "activations, min/max calibration",
         "float_convs": convs[:INT8_FLOAT_CONVS],
-        "calibration_videos": len(videos),
+        "calibration_videos": len(clips),
+        "skipped_videos": skipped,
         "calibration_frames": len(calib),
         "check_windows": total,
         "top1_agreement": agreement,
