@@ -293,8 +293,9 @@ def export_onnx(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         enc_path, head_path = tmp / out.name, tmp / f"{out.stem}.head.onnx"
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _static_adaptive_pools():
             # Tracer warnings name the shapes tracing fixes; the check below is what decides.
+            # The frame size is fixed, so a pooled backbone's adaptive pool is a plain one.
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 _Encoder.frames(ref_model), (x,), str(enc_path), input_names=["frames"],
@@ -557,27 +558,39 @@ def _export_step(model: Any, feats: np.ndarray, path: Path, opset: int) -> dict[
 def _static_adaptive_pools() -> Iterator[None]:
     """Adaptive pooling as fixed-kernel pooling where the map divides evenly, while tracing.
 
-    In a single step the exporter loses the map size before the LSTM adapter's
-    ``adaptive_max_pool2d`` (the step's local-correlation slices), and ONNX has no adaptive
-    pool: with the size read as a constant (one stream's map size is fixed) it is a plain
-    ``MaxPool``/``AveragePool``. The window check against torch decides whether it is right.
+    The exporter loses the map size before a pooled backbone's ``adaptive_avg_pool2d`` (the
+    frame graph: its batch is dynamic) and before the LSTM adapter's ``adaptive_max_pool2d``
+    (a single step's local-correlation slices), and ONNX has no adaptive pool: with the size
+    read as a constant (the frame size is fixed) it is a plain ``MaxPool``/``AveragePool``.
+    The check against torch decides whether it is right.
     """
+    import torch
     import torch.nn.functional as F
 
     saved = F.adaptive_max_pool2d, F.adaptive_avg_pool2d
 
-    def fixed(adaptive: Any, plain: Any) -> Any:
+    def fixed(adaptive: Any, plain: Any, reduce: Any) -> Any:
         def pool(x: Any, output_size: Any, *args: Any, **kwargs: Any) -> Any:
             oh, ow = (output_size, output_size) if isinstance(output_size, int) else output_size
             h, w = int(x.shape[-2]), int(x.shape[-1])
-            if args or kwargs or not (oh and ow) or h % oh or w % ow:
+            if args or kwargs or not (oh and ow):
                 return adaptive(x, output_size, *args, **kwargs)
-            return plain(x, (h // oh, w // ow))
+            if h % oh == 0 and w % ow == 0:
+                return plain(x, (h // oh, w // ow))
+            # Uneven bins (a 3x3 map to 2x2): adaptive pooling's own bins, [floor(i * h / oh),
+            # ceil((i + 1) * h / oh)), as static slices.
+            rows = [(i * h // oh, -(-(i + 1) * h // oh)) for i in range(oh)]
+            cols = [(j * w // ow, -(-(j + 1) * w // ow)) for j in range(ow)]
+            cells = [
+                torch.stack([reduce(x[..., r0:r1, c0:c1]) for c0, c1 in cols], -1)
+                for r0, r1 in rows
+            ]
+            return torch.stack(cells, -2)
 
         return pool
 
-    F.adaptive_max_pool2d = fixed(saved[0], F.max_pool2d)
-    F.adaptive_avg_pool2d = fixed(saved[1], F.avg_pool2d)
+    F.adaptive_max_pool2d = fixed(saved[0], F.max_pool2d, lambda t: t.amax((-2, -1)))
+    F.adaptive_avg_pool2d = fixed(saved[1], F.avg_pool2d, lambda t: t.mean((-2, -1)))
     try:
         yield
     finally:
