@@ -337,8 +337,12 @@ def test_int8_keeps_torchs_segments(trained_checkpoint, exported_int8, colour_vi
 
 
 def test_int8_needs_calibration_videos_and_refuses_below_its_agreement(
-    checkpoint, videos, tmp_path
+    checkpoint, videos, tmp_path, monkeypatch
 ):
+    # A checkpoint on --runtime onnx is exported in fp32: int8 is for `export` to make.
+    monkeypatch.setenv("VIDEO_LSTM_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(UsageError, match="--precision int8 --calibration VIDEOS"):
+        load_predictor(checkpoint, AnnotateSettings.from_flat(runtime="onnx", precision="int8"))
     with pytest.raises(UsageError, match="--calibration"):
         export_onnx(checkpoint, tmp_path / "a.onnx", precision="int8")
     with pytest.raises(UsageError, match="int8 only"):

@@ -203,7 +203,8 @@ class OnnxPredictor:
         if precision not in ("auto", exported):
             raise UsageError(
                 f"{model}: exported in {exported}; its precision is chosen at export "
-                f"(video-lstm export --precision), got --precision {precision}"
+                "(video-lstm export CHECKPOINT OUT.onnx --precision int8 --calibration VIDEOS), "
+                f"got --precision {precision}"
             )
         providers, dev = resolve_providers(device)
         self.threads = default_threads() if threads is None else int(threads)
