@@ -413,7 +413,7 @@ def runtime_rows(work: Path, video: Path, ckpt: Path, demo: Path | None, args: A
         {"torch": lambda: e2e(tp, "torch"), "onnx": lambda: e2e(op, "onnx")}, args.repeats
     )
     same = _segments(work / "e2e_torch") == _segments(work / "e2e_onnx")
-    print(f"{'end to end, x real time':<30}{n / wall['torch'] / fps:>9.1f}"
+    print(f"{'end to end, x real time':<36}{n / wall['torch'] / fps:>9.1f}"
           f"{n / wall['onnx'] / fps:>9.1f}{wall['torch'] / wall['onnx']:>9.2f}"
           f"{n / cpu['torch'] / fps:>9.1f}{n / cpu['onnx'] / fps:>9.1f}"
           f"{cpu['torch'] / cpu['onnx']:>9.2f}")  # fmt: skip
@@ -427,7 +427,7 @@ def runtime_rows(work: Path, video: Path, ckpt: Path, demo: Path | None, args: A
         ).stdout.strip().splitlines()[-1]  # fmt: skip
         rss[runtime] = json.loads(out)
     a, b = rss["torch"]["peak_rss_mib"], rss["onnx"]["peak_rss_mib"]
-    print(f"{'peak RSS, fresh process (MiB)':<30}{a:>9.0f}{b:>9.0f}{b / a:>9.2f}")
+    print(f"{'peak RSS, fresh process (MiB)':<36}{a:>9.0f}{b:>9.0f}{b / a:>9.2f}")
     print(f"  {n} frames ({args.seconds:g} s at {fps} fps), outputs {E2E_OUTPUTS}; segments "
           f"identical: {same}; the ONNX process imported torch: {rss['onnx']['torch']}")  # fmt: skip
 
