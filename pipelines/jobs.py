@@ -83,11 +83,10 @@ from video_lstm.errors import UsageError, VideoError
 from video_lstm.inference.settings import AnnotateSettings
 from video_lstm.inference.stages import annotate_with_predictor
 from video_lstm.inference.writers import list_writers
-from video_lstm.io.checks import require_dir
 from video_lstm.io.claims import DEFAULT_STALE_AFTER_S, HOST, Claim, try_claim
 from video_lstm.io.clips import NAME_MAX_BYTES
 from video_lstm.io.files import printable, safe_name, temp_pattern, write_json
-from video_lstm.io.formats import VIDEO_EXTENSIONS
+from video_lstm.io.formats import VIDEO_EXTENSIONS, discover_videos
 
 __all__ = [
     "DEFAULT_EXTENSIONS",
@@ -113,52 +112,6 @@ __all__ = [
 DEFAULT_EXTENSIONS = VIDEO_EXTENSIONS  # the one list, shared with the datasets
 MANIFEST_NAME = "manifest.json"
 STATE_DIR = ".video_lstm"
-
-
-def discover_videos(
-    input_dir: str | Path,
-    *,
-    extensions: Sequence[str] = DEFAULT_EXTENSIONS,
-    recursive: bool = True,
-    exclude: Sequence[str | Path] = (),
-) -> list[Path]:
-    """Video files under ``input_dir``, sorted, matched by extension (case-insensitive).
-
-    Hidden files and folders (name starting with ``.``) are skipped, and so is anything under
-    ``exclude`` (e.g. the output folder when it lies inside the input folder). One walk over the
-    tree; excluded and hidden folders are not entered.
-
-    Args:
-        input_dir: Folder to search.
-        extensions: Accepted extensions, with or without the dot.
-        recursive: Search sub-folders too.
-        exclude: Folders to leave out.
-
-    Returns:
-        Absolute paths, sorted by their path relative to ``input_dir``.
-
-    Raises:
-        UsageError: ``input_dir`` is not a folder.
-    """
-    root = require_dir(input_dir, "input folder").resolve()
-    exts = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
-    excluded = {os.path.normcase(str(Path(e).resolve())) for e in exclude}
-    found = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [
-            d
-            for d in dirs
-            if recursive
-            and not d.startswith(".")
-            and os.path.normcase(os.path.join(folder, d)) not in excluded
-        ]
-        for name in files:
-            if name.startswith(".") or os.path.splitext(name)[1].lower() not in exts:
-                continue
-            path = Path(folder, name)
-            if path.is_file():  # follows links; skips broken ones
-                found.append(path)
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")

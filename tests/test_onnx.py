@@ -364,6 +364,12 @@ def test_int8_needs_calibration_videos_and_refuses_below_its_agreement(
         export_onnx(
             checkpoint, tmp_path / "a.onnx", precision="int8", calibration=tmp_path / "broken"
         )
+    (tmp_path / "short").mkdir()
+    write_video(tmp_path / "short" / "s.mp4", 5)  # 3 sampled frames: no window of 4
+    with pytest.raises(UsageError, match="no calibration video has 4 sampled frames"):
+        export_onnx(
+            checkpoint, tmp_path / "a.onnx", precision="int8", calibration=tmp_path / "short"
+        )
     # An untrained trunk under a head scaled to split near-identical windows: int8's rounding
     # moves the top class of about a fifth of them, and the export refuses.
     out = tmp_path / "out" / "model.onnx"

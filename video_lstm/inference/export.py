@@ -47,7 +47,7 @@ import numpy as np
 
 from video_lstm.errors import UsageError, VideoError
 from video_lstm.inference.runtime.ort import EXPORT_FORMAT, META_KEY, onnxruntime, sidecar_path
-from video_lstm.io.formats import is_video_file
+from video_lstm.io.formats import discover_videos
 
 __all__ = [
     "INT8_FLOAT_CONVS",
@@ -384,10 +384,10 @@ def export_onnx(
 
 
 def _videos(source: str | Path) -> list[Path]:
-    """A video, or the videos of a folder (recursively, sorted)."""
+    """A video, or the videos of a folder (recursively, as ``run`` finds them)."""
     source = Path(source)
     if source.is_dir():
-        found = sorted(p for p in source.rglob("*") if p.is_file() and is_video_file(p.name))
+        found = discover_videos(source)
         if not found:
             raise UsageError(f"{source}: no videos to calibrate on")
         return found
@@ -431,6 +431,11 @@ def _quantise_int8(
             print(f"calibration: skipped {v}: {exc}", file=sys.stderr)
     if not clips:
         raise UsageError(f"no calibration video could be read ({'; '.join(skipped)})")
+    if not any(len(c) >= meta.clip_len for c in clips):
+        raise UsageError(
+            f"{videos[0].parent}: no calibration video has {meta.clip_len} sampled frames "
+            f"(a window) to check int8 on"
+        )
     share = max(1, INT8_CALIBRATION_FRAMES // len(clips))
     calib = np.concatenate([fp32.preprocess(c[::2][:share]) for c in clips])
     batches = [calib[lo : lo + 8] for lo in range(0, len(calib), 8)]
@@ -454,8 +459,6 @@ def _quantise_int8(
         )  # fmt: skip
     pre.unlink()
     os.replace(quant, enc_path)
-    side = sidecar_path(enc_path)
-    side.write_text(json.dumps({**json.loads(side.read_text()), "precision": "int8"}))
     int8 = OnnxPredictor(enc_path, device="cpu", threads=fp32.threads)
     agree, total, diff = 0, 0, 0.0
     for clip in clips:
@@ -468,11 +471,6 @@ def _quantise_int8(
         agree += int((got.argmax(1) == want.argmax(1)).sum())
         total += len(want)
         diff = max(diff, float(np.abs(got - want).max()))
-    if total == 0:
-        raise UsageError(
-            f"{videos[0].parent}: no calibration video has {meta.clip_len} sampled frames "
-            f"(a window) to check int8 on"
-        )
     agreement = agree / total
     if not agreement >= INT8_MIN_AGREEMENT:
         raise ExportError(
