@@ -486,6 +486,27 @@ def test_annotate_run_and_watch_without_torch_give_the_torch_segments(
     assert (tmp_path / "live" / "a" / "events.jsonl").is_file()
 
 
+def test_int8_annotate_without_torch_gives_the_torch_segments(
+    trained_checkpoint, exported_int8, colour_videos, tmp_path
+):
+    video = colour_videos / "test" / "t0.mp4"
+    rules = dict(stride=1, smoothing_s=0.2, min_duration_s=0.3, background="none")
+    proc = _torch_free(
+        ["annotate", str(video), str(exported_int8), str(tmp_path / "int8"), "--runtime", "onnx",
+         "--threads", "1", "--progress", "false", "--outputs", "[json]",
+         *[f"--{k}={v}" for k, v in rules.items()]], tmp_path, tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads((tmp_path / "int8" / "t0.json").read_text())
+    assert got["settings"]["runtime"]["precision"] == "int8"
+    settings = AnnotateSettings.from_flat(**rules, device="cpu", threads=1, outputs=["json"])
+    annotate_video(str(video), str(trained_checkpoint), str(tmp_path / "torch"), settings,
+                   progress=False)  # fmt: skip
+    want = segments_of(tmp_path / "torch" / "t0.json")
+    assert [s["label"] for s in want] == ["red", "blue", "green"]
+    assert_same_segments(got["segments"], want, tol_frames=1)
+
+
 def test_training_without_torch_names_the_extra_to_install(tmp_path):
     proc = _torch_free(["train", "fit", "--help"], tmp_path, tmp_path)
     assert proc.returncode == 2

@@ -426,9 +426,9 @@ def _quantise_int8(
     for v in videos:  # a broken video is left out and named, as in a batch run
         try:
             clips.append(_video_frames(v, decode, meta.frame_interval, _CHECK_FRAMES_PER_VIDEO))
-        except VideoError as exc:
-            skipped.append(f"{v}: {exc}")
-            print(f"calibration: skipped {v}: {exc}", file=sys.stderr)
+        except VideoError as exc:  # its message names the file
+            skipped.append(str(exc))
+            print(f"calibration: skipped {exc}", file=sys.stderr)
     if not clips:
         raise UsageError(f"no calibration video could be read ({'; '.join(skipped)})")
     if not any(len(c) >= meta.clip_len for c in clips):
